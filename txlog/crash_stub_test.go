@@ -1,0 +1,5 @@
+package txlog
+
+const crashChildEnv = "TXLOG_CRASH_CHILD"
+
+func crashChild() {}

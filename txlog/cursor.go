@@ -1,0 +1,67 @@
+package txlog
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+)
+
+// Cursor is a position in a named log: what an event's opaque cursor string
+// stands for. Resuming from a cursor delivers exactly the writes after Pos.
+type Cursor struct {
+	Log ID
+	Pos Pos
+}
+
+const (
+	cursorVersion = 1
+	cursorLen     = 1 + 16 + 8 + 4
+)
+
+// String encodes the cursor as 39 URL-safe characters, fit for a query
+// parameter, an SSE id and a JSON string alike.
+func (c Cursor) String() string {
+	var b [cursorLen]byte
+	b[0] = cursorVersion
+	copy(b[1:17], c.Log[:])
+	binary.BigEndian.PutUint64(b[17:25], uint64(c.Pos.Txn))
+	binary.BigEndian.PutUint32(b[25:29], c.Pos.Op)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// ParseCursor decodes a string made by Cursor.String. Anything else,
+// including another version of the encoding, is ErrInvalidCursor.
+func ParseCursor(s string) (Cursor, error) {
+	if base64.RawURLEncoding.DecodedLen(len(s)) != cursorLen {
+		return Cursor{}, fmt.Errorf("%w: length %d", ErrInvalidCursor, len(s))
+	}
+	var b [cursorLen]byte
+	n, err := base64.RawURLEncoding.Strict().Decode(b[:], []byte(s))
+	if err != nil || n != cursorLen {
+		return Cursor{}, fmt.Errorf("%w: not base64url", ErrInvalidCursor)
+	}
+	if b[0] != cursorVersion {
+		return Cursor{}, fmt.Errorf("%w: version %d", ErrInvalidCursor, b[0])
+	}
+	var c Cursor
+	copy(c.Log[:], b[1:17])
+	c.Pos.Txn = Txn(binary.BigEndian.Uint64(b[17:25]))
+	c.Pos.Op = binary.BigEndian.Uint32(b[25:29])
+	return c, nil
+}
+
+// checkStart is the rule every log applies before reading: the cursor must
+// name this log and lie within [oldest, head].
+func checkStart(c Cursor, id ID, oldest, head Pos) error {
+	switch {
+	case c.Log != id:
+		return fmt.Errorf("%w: cursor of log %s, this is log %s", ErrHistoryUnavailable, c.Log, id)
+	case c.Pos.Compare(oldest) < 0:
+		return fmt.Errorf("%w: position %d.%d is older than the oldest retained, %d.%d",
+			ErrHistoryUnavailable, c.Pos.Txn, c.Pos.Op, oldest.Txn, oldest.Op)
+	case c.Pos.Txn > head.Txn:
+		return fmt.Errorf("%w: position %d.%d is beyond the head, %d",
+			ErrHistoryUnavailable, c.Pos.Txn, c.Pos.Op, head.Txn)
+	}
+	return nil
+}
