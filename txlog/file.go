@@ -220,7 +220,12 @@ func (l *FileLog) Append(ws []Write) (Txn, error) {
 	// Encode before taking the lock; only the txn is set under it.
 	bp := payloadPool.Get().(*[]byte)
 	payload := appendWrites((*bp)[:0], ws)
-	defer func() { *bp = payload[:0]; payloadPool.Put(bp) }()
+	defer func() {
+		if cap(payload) <= maxSpare {
+			*bp = payload[:0]
+			payloadPool.Put(bp)
+		}
+	}()
 	if len(payload) > maxPayload {
 		return 0, fmt.Errorf("%w: %d bytes encoded, more than %d", ErrInvalidRecord, len(payload), maxPayload)
 	}
@@ -245,6 +250,10 @@ func (l *FileLog) Append(ws []Write) (Txn, error) {
 	}
 	return t, nil
 }
+
+// maxSpare bounds the batch buffer kept for reuse, so that one huge record
+// does not pin its buffer for the life of the log.
+const maxSpare = 1 << 20
 
 var payloadPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
@@ -325,7 +334,7 @@ func (l *FileLog) lead(fsync bool) error {
 		c.seg.last = c.last
 		l.head = c.last
 	}
-	if n := len(batch); n > 0 && l.spare == nil {
+	if n := len(batch); n > 0 && l.spare == nil && cap(batch[n-1].buf) <= maxSpare {
 		l.spare = batch[n-1].buf[:0]
 	}
 	l.doneSeq = target
@@ -347,15 +356,16 @@ func (l *FileLog) writeBatch(batch []*chunk, fsync bool) error {
 				return err
 			}
 		}
-		if len(c.buf) == 0 {
-			continue
+		// The segment's size before this chunk. Only leaders change it,
+		// under mu, and mu orders one leader after the next.
+		size := c.seg.size
+		if c.newSeg {
+			size = headerSize
 		}
 		if _, err := l.active.Write(c.buf); err != nil {
-			// Try to take the partial batch back out, so that a record
+			// Try to take the partial write back out, so that a record
 			// whose Append failed is not found after reopening.
-			if fi, serr := l.active.Stat(); serr == nil {
-				l.active.Truncate(fi.Size() - int64(len(c.buf)))
-			}
+			l.active.Truncate(size)
 			return err
 		}
 	}
@@ -603,7 +613,9 @@ func (l *FileLog) recover() error {
 	l.head = tail.last
 	l.tailSeg, l.tailSize = tail, tail.size
 	l.tailPos = tail.last
-	l.clock.Observe(l.head.Txn)
+	// A tail segment that a crash left empty right after a roll has a base
+	// above the head; its records must not fall below that base.
+	l.clock.Observe(max(l.head.Txn, tail.base))
 	return nil
 }
 
