@@ -18,7 +18,9 @@ const readBufSize = 256 << 10
 
 func newFrameReader(f io.ReaderAt, off, limit int64) *frameReader {
 	src := &limitedReader{r: f, off: off, limit: limit}
-	return &frameReader{src: src, r: bufio.NewReaderSize(src, readBufSize), off: off, limit: limit}
+	// A small segment, or the tail of a quiet log, needs no large buffer.
+	size := int(min(readBufSize, max(limit-off, 4<<10)))
+	return &frameReader{src: src, r: bufio.NewReaderSize(src, size), off: off, limit: limit}
 }
 
 // setLimit lets the reader go on to a new, larger limit.

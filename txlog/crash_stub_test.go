@@ -1,5 +1,0 @@
-package txlog
-
-const crashChildEnv = "TXLOG_CRASH_CHILD"
-
-func crashChild() {}
