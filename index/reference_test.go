@@ -1,0 +1,200 @@
+package index
+
+// A reference model of extraction and order, built on encoding/json: the
+// property and fuzz tests check the package against it.
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/big"
+	"slices"
+	"strings"
+)
+
+// refDecode decodes a document as encoding/json does, numbers kept as text.
+func refDecode(data []byte) (any, error) {
+	if !json.Valid(data) {
+		return nil, ErrInvalidJSON
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, ok := v.(map[string]any); !ok {
+		return nil, ErrNotObject
+	}
+	return v, nil
+}
+
+// refElements returns the values a path yields in a decoded document:
+// null if missing, the elements of an array, else the value.
+func refElements(doc any, path string) []any {
+	v := doc
+	for _, k := range strings.Split(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return []any{nil}
+		}
+		if v, ok = m[k]; !ok {
+			return []any{nil}
+		}
+	}
+	if a, ok := v.([]any); ok {
+		return a
+	}
+	return []any{v}
+}
+
+// refCanon encodes a decoded value by marshalling it back to JSON.
+func refCanon(v any) (string, error) {
+	text, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	val, err := ParseValue(text)
+	return val.enc, err
+}
+
+// refEntry is one expected entry: encoded terms and values.
+type refEntry struct{ terms, values string }
+
+// refEntries computes a document's entries in an index from scratch: the
+// cross product of its fields' elements, sorted, without duplicates.
+func refEntries(def Definition, doc any) ([]refEntry, error) {
+	paths := slices.Concat(def.Terms, def.Values)
+	combos := [][]string{{}}
+	for _, p := range paths {
+		var next [][]string
+		for _, el := range refElements(doc, p) {
+			enc, err := refCanon(el)
+			if err != nil {
+				return nil, err
+			}
+			for _, c := range combos {
+				next = append(next, append(slices.Clone(c), enc))
+			}
+		}
+		combos = next
+	}
+	if len(combos) > MaxEntriesPerDocument {
+		return nil, ErrTooManyEntries
+	}
+	var out []refEntry
+	for _, c := range combos {
+		out = append(out, refEntry{
+			terms:  strings.Join(c[:len(def.Terms)], ""),
+			values: strings.Join(c[len(def.Terms):], ""),
+		})
+	}
+	slices.SortFunc(out, func(a, b refEntry) int { return strings.Compare(a.terms+a.values, b.terms+b.values) })
+	return slices.Compact(out), nil
+}
+
+// refCompare orders decoded JSON values by the documented total order,
+// numbers compared exactly with math/big. ok is false where a number's
+// exponent is too large to compare this way in reasonable time.
+func refCompare(a, b any) (c int, ok bool) {
+	ra, rb := refRank(a), refRank(b)
+	if ra != rb {
+		return cmpInt(ra, rb), true
+	}
+	switch x := a.(type) {
+	case json.Number:
+		p, okp := refRat(x)
+		q, okq := refRat(b.(json.Number))
+		if !okp || !okq {
+			return 0, false
+		}
+		return p.Cmp(q), true
+	case string:
+		return strings.Compare(x, b.(string)), true
+	case []any:
+		y := b.([]any)
+		for i := 0; i < len(x) && i < len(y); i++ {
+			if c, ok := refCompare(x[i], y[i]); c != 0 || !ok {
+				return c, ok
+			}
+		}
+		return cmpInt(len(x), len(y)), true
+	case map[string]any:
+		y := b.(map[string]any)
+		kx, ky := sortedKeys(x), sortedKeys(y)
+		for i := 0; i < len(kx) && i < len(ky); i++ {
+			if c := strings.Compare(kx[i], ky[i]); c != 0 {
+				return c, true
+			}
+			if c, ok := refCompare(x[kx[i]], y[ky[i]]); c != 0 || !ok {
+				return c, ok
+			}
+		}
+		return cmpInt(len(kx), len(ky)), true
+	}
+	return 0, true // null, or equal booleans
+}
+
+func refRank(v any) int {
+	switch x := v.(type) {
+	case nil:
+		return 0
+	case bool:
+		if x {
+			return 2
+		}
+		return 1
+	case json.Number:
+		return 3
+	case string:
+		return 4
+	case []any:
+		return 5
+	}
+	return 6
+}
+
+func refRat(n json.Number) (*big.Rat, bool) {
+	s := string(n)
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		exp := strings.TrimLeft(strings.TrimLeft(s[i+1:], "+-"), "0")
+		if len(exp) > 3 {
+			return nil, false
+		}
+	}
+	if len(s) > 400 {
+		return nil, false
+	}
+	r, ok := new(big.Rat).SetString(s)
+	return r, ok
+}
+
+func sortedKeys(m map[string]any) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+func cmpInt(a, b int) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// refValue decodes one JSON text as encoding/json does.
+func refValue(text []byte) (any, error) {
+	if !json.Valid(text) {
+		return nil, ErrInvalidJSON
+	}
+	dec := json.NewDecoder(bytes.NewReader(text))
+	dec.UseNumber()
+	var v any
+	err := dec.Decode(&v)
+	return v, err
+}
