@@ -7,18 +7,23 @@ import (
 )
 
 // Cursor is a position in a named log: what an event's opaque cursor string
-// stands for. Resuming from a cursor delivers exactly the writes after Pos.
+// stands for. Resuming from a cursor delivers exactly what follows it.
 type Cursor struct {
 	Log ID
 	Pos Pos
+	// Seq orders the events that one write yields for one subscription (a
+	// document that leaves and re-enters a set yields a remove and an add):
+	// a cursor at Seq k resumes with event k+1 of the write at Pos. Reading
+	// the log ignores it.
+	Seq uint32
 }
 
 const (
 	cursorVersion = 1
-	cursorLen     = 1 + 16 + 8 + 4
+	cursorLen     = 1 + 16 + 8 + 4 + 4
 )
 
-// String encodes the cursor as 39 URL-safe characters, fit for a query
+// String encodes the cursor as 44 URL-safe characters, fit for a query
 // parameter, an SSE id and a JSON string alike.
 func (c Cursor) String() string {
 	var b [cursorLen]byte
@@ -26,6 +31,7 @@ func (c Cursor) String() string {
 	copy(b[1:17], c.Log[:])
 	binary.BigEndian.PutUint64(b[17:25], uint64(c.Pos.Txn))
 	binary.BigEndian.PutUint32(b[25:29], c.Pos.Op)
+	binary.BigEndian.PutUint32(b[29:33], c.Seq)
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
@@ -47,6 +53,7 @@ func ParseCursor(s string) (Cursor, error) {
 	copy(c.Log[:], b[1:17])
 	c.Pos.Txn = Txn(binary.BigEndian.Uint64(b[17:25]))
 	c.Pos.Op = binary.BigEndian.Uint32(b[25:29])
+	c.Seq = binary.BigEndian.Uint32(b[29:33])
 	return c, nil
 }
 

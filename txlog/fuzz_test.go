@@ -18,6 +18,8 @@ func seedRecords() []Record {
 			{Ref: Ref{"spells", "1"}, Action: ActionUpdate, BeforeTxn: 1699999999999999, Before: []byte(`{"a":1}`), After: []byte(`{"a":2}`)},
 			{Ref: Ref{"spells", "ü\x00"}, Action: ActionDelete, BeforeTxn: 5, Before: []byte(`{}`)},
 			{Ref: Ref{"c", "x"}, Action: ActionCreate, After: []byte{}},
+			{Ref: Ref{"c", "y"}, Action: ActionRewrite, BeforeTxn: 3, After: []byte(`{"old":true}`)},
+			{Ref: Ref{"c", "y"}, Action: ActionRewrite, BeforeTxn: 2},
 		}},
 	}
 }

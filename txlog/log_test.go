@@ -125,7 +125,7 @@ func TestReadFromPositions(t *testing.T) {
 			{Pos{Txn: txns[4], Op: 0}, txns[4], 1, 6, "4-1"},
 			{Pos{Txn: txns[4], Op: 2}, txns[5], 0, 5, "5-0"},
 			{AfterTxn(txns[4]), txns[5], 0, 5, "5-0"},
-			{AfterTxn(txns[4] + 1), txns[5], 0, 5, "5-0"}, // between two txns
+			{AfterTxn(txns[5] - 1), txns[5], 0, 5, "5-0"}, // between two txns, where they differ by more than 1
 			{Pos{Txn: txns[9], Op: 1}, txns[9], 2, 1, "9-2"},
 			{AfterTxn(txns[9]), 0, 0, 0, ""},
 		}
@@ -167,14 +167,16 @@ func TestHistoryUnavailable(t *testing.T) {
 func TestInvalidRecords(t *testing.T) {
 	ok := testWrites("x", 1)[0]
 	bad := map[string][]Write{
-		"no writes":          nil,
-		"no action":          {{Ref: ok.Ref, After: ok.After}},
-		"unknown action":     {{Ref: ok.Ref, Action: 9, After: ok.After}},
-		"no id":              {{Ref: Ref{Collection: "c"}, Action: ActionCreate, After: ok.After}},
-		"create with before": {{Ref: ok.Ref, Action: ActionCreate, Before: ok.After, BeforeTxn: 1, After: ok.After}},
-		"delete with after":  {{Ref: ok.Ref, Action: ActionDelete, Before: ok.After, BeforeTxn: 1, After: ok.After}},
-		"update, no before":  {{Ref: ok.Ref, Action: ActionUpdate, After: ok.After}},
-		"before without ts":  {{Ref: ok.Ref, Action: ActionUpdate, Before: ok.After, After: ok.After}},
+		"no writes":           nil,
+		"no action":           {{Ref: ok.Ref, After: ok.After}},
+		"unknown action":      {{Ref: ok.Ref, Action: 9, After: ok.After}},
+		"no id":               {{Ref: Ref{Collection: "c"}, Action: ActionCreate, After: ok.After}},
+		"create with before":  {{Ref: ok.Ref, Action: ActionCreate, Before: ok.After, BeforeTxn: 1, After: ok.After}},
+		"delete with after":   {{Ref: ok.Ref, Action: ActionDelete, Before: ok.After, BeforeTxn: 1, After: ok.After}},
+		"update, no before":   {{Ref: ok.Ref, Action: ActionUpdate, After: ok.After}},
+		"before without ts":   {{Ref: ok.Ref, Action: ActionUpdate, Before: ok.After, After: ok.After}},
+		"rewrite, no ts":      {{Ref: ok.Ref, Action: ActionRewrite, After: ok.After}},
+		"rewrite with before": {{Ref: ok.Ref, Action: ActionRewrite, BeforeTxn: 1, Before: ok.After}},
 	}
 	forEachLog(t, func(t *testing.T, l Log) {
 		for name, ws := range bad {
@@ -307,7 +309,7 @@ func TestCursorRoundTrip(t *testing.T) {
 			t.Fatalf("%q: %+v, %v; want %+v", s, got, err, c)
 		}
 	}
-	for _, s := range []string{"", "x", "AQ", string(make([]byte, 39)), "Ag" + Cursor{}.String()[2:]} {
+	for _, s := range []string{"", "x", "AQ", string(make([]byte, 44)), "Ag" + Cursor{}.String()[2:]} {
 		if _, err := ParseCursor(s); !errors.Is(err, ErrInvalidCursor) {
 			t.Errorf("%q: %v, want ErrInvalidCursor", s, err)
 		}

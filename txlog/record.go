@@ -29,12 +29,16 @@ const (
 	ActionCreate Action = iota + 1
 	ActionUpdate
 	ActionDelete
-	maxAction = ActionDelete
+	// ActionRewrite revises the document's past without touching its
+	// current state: it inserts the version After at ts BeforeTxn, or, with
+	// After nil, removes the version at that ts. Before is nil.
+	ActionRewrite
+	maxAction = ActionRewrite
 )
 
-var actionNames = [...]string{ActionCreate: "create", ActionUpdate: "update", ActionDelete: "delete"}
+var actionNames = [...]string{ActionCreate: "create", ActionUpdate: "update", ActionDelete: "delete", ActionRewrite: "rewrite"}
 
-// String returns "create", "update" or "delete".
+// String returns "create", "update", "delete" or "rewrite".
 func (a Action) String() string {
 	if a == 0 || a > maxAction {
 		return fmt.Sprintf("Action(%d)", uint8(a))
@@ -129,6 +133,12 @@ func (r *Record) validate() error {
 		}
 		if w.Ref.Collection == "" || w.Ref.ID == "" {
 			return fmt.Errorf("%w: write %d: empty collection or id", ErrInvalidRecord, i)
+		}
+		if w.Action == ActionRewrite {
+			if w.Before != nil || w.BeforeTxn == 0 {
+				return fmt.Errorf("%w: write %d: a rewrite names its ts in BeforeTxn and has no before image", ErrInvalidRecord, i)
+			}
+			continue
 		}
 		if (w.Before == nil) != (w.Action == ActionCreate) {
 			return fmt.Errorf("%w: write %d: a %s must have a before image exactly when it is not a create", ErrInvalidRecord, i, w.Action)
