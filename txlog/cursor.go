@@ -72,3 +72,11 @@ func checkStart(c Cursor, id ID, oldest, head Pos) error {
 	}
 	return nil
 }
+
+// CheckCursor reports whether l can be read after c: ErrHistoryUnavailable
+// when c names another log, or a position before l.Oldest() or beyond
+// l.Head(). Read applies the same rule; this is for callers that want the
+// answer before they start.
+func CheckCursor(l Log, c Cursor) error {
+	return checkStart(c, l.ID(), l.Oldest(), l.Head())
+}

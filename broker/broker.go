@@ -1,0 +1,233 @@
+package broker
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/txlog"
+)
+
+// Options configure a Broker. The zero value is an in-memory broker with
+// no collections.
+type Options struct {
+	// Log is the transaction log; an in-memory log with its default
+	// retention when nil. The broker owns it and closes it on Close.
+	Log txlog.Log
+	// Schema declares the collections and indexes. Writes to undeclared
+	// collections fail with ErrUnknownCollection. More can be defined while
+	// running with DefineCollection and DefineIndex.
+	Schema index.Schema
+	// Logger receives what the broker has to say; slog.Default() if nil.
+	Logger *slog.Logger
+}
+
+// Broker is the embeddable core: it commits transactions of document
+// writes, keeps the documents and their index entries, and delivers every
+// change to the subscriptions that follow it, in txn order.
+//
+// Concurrency: every method is safe for concurrent use. Commits are
+// serialised by one lock, which also orders delivery; delivery never waits
+// for a subscriber (see Subscribe).
+type Broker struct {
+	log    txlog.Log
+	logger *slog.Logger
+
+	// mu is the commit lock: it serialises commits, their delivery, and
+	// the registration of subscribers, so that a subscriber registered
+	// under it sees exactly the commits after the txn it read there.
+	mu     sync.Mutex
+	schema index.Schema
+	store  *index.Store
+	docs   *docTree
+	head   txlog.Txn // the last committed txn
+	subs   registry
+	closed bool
+	diffs  []index.Diff // reused by commits
+
+	cat     atomic.Pointer[index.Catalog] // read without mu by catching-up subscribers
+	closing chan struct{}                 // closed by Close: wakes every subscriber
+	stats   counters
+}
+
+// New returns a broker. A log that already holds records (a reopened file
+// log) is replayed to rebuild the documents and indexes; that needs its
+// whole history, so a log whose retention has dropped records cannot be
+// replayed yet (checkpoints come with durability).
+func New(opt Options) (*Broker, error) {
+	cat, err := index.NewCatalog(opt.Schema)
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{
+		log:     opt.Log,
+		logger:  opt.Logger,
+		schema:  cloneSchema(opt.Schema),
+		store:   index.NewStore(cat),
+		docs:    newDocTree(),
+		closing: make(chan struct{}),
+	}
+	if b.log == nil {
+		b.log = txlog.NewMemory(txlog.MemoryOptions{})
+	}
+	if b.logger == nil {
+		b.logger = slog.Default()
+	}
+	b.cat.Store(cat)
+	b.subs.init()
+	if err := b.replay(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func cloneSchema(s index.Schema) index.Schema {
+	return index.Schema{Collections: slices.Clone(s.Collections), Indexes: slices.Clone(s.Indexes)}
+}
+
+// replay rebuilds the state from the log.
+func (b *Broker) replay() error {
+	if b.log.Head() == (txlog.Pos{}) {
+		return nil
+	}
+	if b.log.Oldest() != (txlog.Pos{}) {
+		return fmt.Errorf("broker: the log has dropped records before %d, so the state cannot be rebuilt from it", b.log.Oldest().Txn)
+	}
+	cat := b.cat.Load()
+	var d index.Diff
+	for rec, err := range b.log.Read(txlog.Cursor{Log: b.log.ID()}) {
+		if err != nil {
+			return fmt.Errorf("broker: replaying the log: %w", err)
+		}
+		for i := range rec.Writes {
+			w := &rec.Writes[i]
+			if w.Action == txlog.ActionRewrite {
+				continue
+			}
+			if err := cat.Diff(&d, w.Ref, w.Before, w.After); err != nil {
+				return fmt.Errorf("broker: replaying txn %d: %w", rec.Txn, err)
+			}
+			if err := b.store.Apply(rec.Txn, &d); err != nil {
+				return fmt.Errorf("broker: replaying txn %d: %w", rec.Txn, err)
+			}
+			b.setVersion(w.Ref, rec.Txn, w.After)
+		}
+		b.head = rec.Txn
+	}
+	return nil
+}
+
+// setVersion records a document's new current version (nil data: deleted).
+func (b *Broker) setVersion(ref txlog.Ref, txn txlog.Txn, data []byte) {
+	if data == nil {
+		b.docs.Delete(&version{ref: ref})
+		return
+	}
+	b.docs.ReplaceOrInsert(&version{ref: ref, ts: txn, data: data})
+}
+
+// Get returns the current version of a document.
+func (b *Broker) Get(ref txlog.Ref) (Document, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	v := getVersion(b.docs, ref)
+	if v == nil {
+		return Document{}, false
+	}
+	return v.document(), true
+}
+
+// Head returns the txn of the last commit.
+func (b *Broker) Head() txlog.Txn {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.head
+}
+
+// LogID is the identity of the broker's log, which every cursor names.
+func (b *Broker) LogID() txlog.ID { return b.log.ID() }
+
+// DefineCollection declares a collection while running.
+func (b *Broker) DefineCollection(name string) error {
+	return b.redefine(func(s *index.Schema) { s.Collections = append(s.Collections, name) })
+}
+
+// DefineIndex declares an index while running. Its entries are built from
+// the current documents before it returns; its sets have no history
+// before this moment.
+func (b *Broker) DefineIndex(def index.Definition) error {
+	return b.redefine(func(s *index.Schema) { s.Indexes = append(s.Indexes, def) })
+}
+
+// redefine swaps in a new catalog and rebuilds the index store for it,
+// under the commit lock: commits wait, subscribers do not.
+func (b *Broker) redefine(change func(*index.Schema)) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	schema := cloneSchema(b.schema)
+	change(&schema)
+	cat, err := index.NewCatalog(schema)
+	if err != nil {
+		return err
+	}
+	store := index.NewStore(cat)
+	var d index.Diff
+	var err2 error
+	b.docs.Ascend(func(v *version) bool {
+		if err2 = cat.Diff(&d, v.ref, nil, v.data); err2 == nil {
+			err2 = store.Apply(b.head, &d)
+		}
+		return err2 == nil
+	})
+	if err2 != nil {
+		return fmt.Errorf("broker: building the new indexes: %w", err2)
+	}
+	b.schema, b.store = schema, store
+	b.cat.Store(cat)
+	return nil
+}
+
+// Close stops the broker: commits in flight finish, later ones fail with
+// ErrClosed, every subscriber receives an error event shutting_down with
+// the cursor to resume from, and the log is closed.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	close(b.closing)
+	b.mu.Unlock()
+	return b.log.Close()
+}
+
+// Stats is a snapshot of the broker's counters.
+type Stats struct {
+	Subscriptions   int64 // open subscriptions
+	Commits         int64 // transactions committed since start
+	EventsDelivered int64 // events handed to subscribers' iterators
+	CatchingUp      int64 // subscribers reading the log after an overflow or a resume
+	BytesBuffered   int64 // bytes of events waiting in subscribers' queues
+}
+
+type counters struct {
+	subscriptions, commits, delivered, catchingUp, buffered atomic.Int64
+}
+
+// Stats returns the broker's counters.
+func (b *Broker) Stats() Stats {
+	return Stats{
+		Subscriptions:   b.stats.subscriptions.Load(),
+		Commits:         b.stats.commits.Load(),
+		EventsDelivered: b.stats.delivered.Load(),
+		CatchingUp:      b.stats.catchingUp.Load(),
+		BytesBuffered:   b.stats.buffered.Load(),
+	}
+}

@@ -1,0 +1,48 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/subscription"
+	"github.com/tidings/tidings/txlog"
+)
+
+// Sentinel errors, tested with errors.Is. A failed write is a *WriteError
+// that wraps one of them.
+var (
+	// ErrExists: Create of a document that exists.
+	ErrExists = errors.New("broker: document exists")
+	// ErrNotFound: Replace, Update or Delete of a missing document; a
+	// document stream (without a cursor) on a missing document, as Fauna.
+	ErrNotFound = errors.New("broker: document not found")
+	// ErrNotObject: a document's data that is not a JSON object.
+	ErrNotObject = subscription.ErrNotObject
+	// ErrUnknownCollection: a write to, or a set of, a collection the
+	// schema does not declare.
+	ErrUnknownCollection = index.ErrUnknownCollection
+	// ErrClosed: the broker is closed.
+	ErrClosed = errors.New("broker: closed")
+	// ErrHistoryUnavailable: a cursor older than the retained history, or
+	// from another log (a restarted in-memory broker). Start again with a
+	// snapshot.
+	ErrHistoryUnavailable = txlog.ErrHistoryUnavailable
+	// ErrInvalidCursor: a cursor string that does not parse.
+	ErrInvalidCursor = txlog.ErrInvalidCursor
+	// ErrInvalidRewrite: a history rewrite at a ts the document's current
+	// version does not come after.
+	ErrInvalidRewrite = errors.New("broker: invalid history rewrite")
+)
+
+// WriteError says which write of a transaction failed, and why.
+type WriteError struct {
+	Op  string // create, replace, update, delete, upsert, rewrite
+	Ref txlog.Ref
+	Err error
+}
+
+func (e *WriteError) Error() string { return fmt.Sprintf("broker: %s %s: %v", e.Op, e.Ref, e.Err) }
+
+// Unwrap returns the cause, for errors.Is and errors.As.
+func (e *WriteError) Unwrap() error { return e.Err }

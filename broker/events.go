@@ -1,0 +1,241 @@
+package broker
+
+import (
+	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/subscription"
+	"github.com/tidings/tidings/txlog"
+)
+
+// spec is what decides a subscriber's events: its target and the options
+// that shape them. Subscribers with equal variants receive the very same
+// events, so the broker encodes each event once per variant.
+type spec struct {
+	target  subscription.Target
+	key     index.SetKey // set targets
+	fields  subscription.Fields
+	data    bool // set events carry the document's data
+	updates bool // set streams receive update events
+}
+
+// variant packs what shapes the encoding into a byte.
+func (s *spec) variant() uint8 {
+	v := uint8(s.fields)
+	if s.data {
+		v |= 1 << 6
+	}
+	if s.updates {
+		v |= 1 << 7
+	}
+	return v
+}
+
+// writeEvents computes the events of one write, for any subscriber, and
+// caches them by set and variant. Live delivery builds one per write and
+// shares its events among all subscribers; a subscriber catching up from
+// the log builds one per write it reads. Both go through the same code, so
+// an event read from the log is byte for byte the event delivered live.
+type writeEvents struct {
+	cat     *index.Catalog
+	log     txlog.ID
+	txn     txlog.Txn
+	op      int
+	w       *txlog.Write
+	changes []index.Change // the write's membership changes; nil for a rewrite
+
+	diff    []byte // DiffData(before, after), computed on first need
+	members []index.SetKey
+	cache   []cachedEvents
+}
+
+type cachedEvents struct {
+	set     string // the set key's string; "" for the document
+	variant uint8
+	events  []*subscription.Event
+}
+
+func (we *writeEvents) lookup(set string, variant uint8) ([]*subscription.Event, bool) {
+	for i := range we.cache {
+		if c := &we.cache[i]; c.set == set && c.variant == variant {
+			return c.events, true
+		}
+	}
+	return nil, false
+}
+
+func (we *writeEvents) cursor(seq uint32) txlog.Cursor {
+	return txlog.Cursor{Log: we.log, Pos: txlog.Pos{Txn: we.txn, Op: uint32(we.op)}, Seq: seq}
+}
+
+// docEvents returns the event of the write for a document stream: a
+// version event, or a history_rewrite.
+func (we *writeEvents) docEvents(s *spec) []*subscription.Event {
+	v := s.variant()
+	if evs, ok := we.lookup("", v); ok {
+		return evs
+	}
+	w := we.w
+	c := we.cursor(0)
+	e := &subscription.Event{Txn: we.txn, Cursor: c}
+	if w.Action == txlog.ActionRewrite {
+		e.Type, e.Action = subscription.TypeHistoryRewrite, "insert"
+		if w.After == nil {
+			e.Action = "remove"
+		}
+		e.JSON = subscription.AppendHistoryRewrite(nil, we.txn, c.String(), e.Action, w.Ref, w.BeforeTxn, w.After, s.fields)
+	} else {
+		e.Type, e.Action = subscription.TypeVersion, w.Action.String()
+		ver := subscription.Version{Action: e.Action, Ref: w.Ref, Txn: we.txn, Cursor: c.String(),
+			BeforeTxn: w.BeforeTxn, Before: w.Before, After: w.After}
+		if s.fields&subscription.FieldDiff != 0 {
+			ver.Diff = we.dataDiff()
+		}
+		e.JSON = subscription.AppendVersion(nil, &ver, s.fields)
+	}
+	evs := []*subscription.Event{e}
+	we.cache = append(we.cache, cachedEvents{"", v, evs})
+	return evs
+}
+
+func (we *writeEvents) dataDiff() []byte {
+	if we.diff == nil {
+		d, err := subscription.DiffData(we.w.Before, we.w.After)
+		if err != nil {
+			// Images in the log were checked as JSON objects on commit.
+			d = []byte("{}")
+		}
+		we.diff = d
+	}
+	return we.diff
+}
+
+// setEvents returns the events of the write for a stream on the set key:
+// its removes and adds in the diff's order, or, for a member that changed
+// and stayed, an update when the spec asks for updates.
+func (we *writeEvents) setEvents(s *spec) []*subscription.Event {
+	if we.w.Action == txlog.ActionRewrite {
+		return nil
+	}
+	key := s.key.String()
+	v := s.variant()
+	if evs, ok := we.lookup(key, v); ok {
+		return evs
+	}
+	var evs []*subscription.Event
+	for i := range we.changes {
+		c := &we.changes[i]
+		if c.Set != s.key {
+			continue
+		}
+		action, data := "add", we.w.After
+		if c.Action == index.Remove {
+			action = "remove"
+			if data == nil {
+				data = we.w.Before
+			}
+		}
+		evs = append(evs, we.setEvent(s, uint32(len(evs)), action, data, c.Entry.Terms, c.Entry.Values))
+	}
+	if len(evs) == 0 && s.updates && we.w.Action == txlog.ActionUpdate && we.isMember(s.key) {
+		terms, values := we.entryOf(s.key)
+		evs = append(evs, we.setEvent(s, 0, "update", we.w.After, terms, values))
+	}
+	we.cache = append(we.cache, cachedEvents{key, v, evs})
+	return evs
+}
+
+func (we *writeEvents) setEvent(s *spec, seq uint32, action string, data []byte, terms, values index.Tuple) *subscription.Event {
+	c := we.cursor(seq)
+	ch := subscription.SetChange{Action: action, Ref: we.w.Ref, Txn: we.txn, Cursor: c.String(),
+		Data: data, Terms: terms, Values: values}
+	return &subscription.Event{Type: subscription.TypeSet, Txn: we.txn, Cursor: c, Action: action,
+		JSON: subscription.AppendSet(nil, &ch, s.fields, s.data)}
+}
+
+// memberSets returns the sets the document is in after the write: its
+// collection and every index set of its entries. Only update events need
+// it, and only when someone asked for them.
+func (we *writeEvents) memberSets() []index.SetKey {
+	if we.members != nil || we.w.After == nil {
+		return we.members
+	}
+	ref := we.w.Ref
+	if k, err := we.cat.CollectionSet(ref.Collection); err == nil {
+		we.members = append(we.members, k)
+	}
+	for _, def := range we.cat.Indexes() {
+		if def.Collection != ref.Collection {
+			continue
+		}
+		entries, err := we.cat.Entries(def.Name, ref, we.w.After)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			k, err := we.cat.MatchSet(def.Name, e.Terms.Values()...)
+			if err == nil && !containsKey(we.members, k) {
+				we.members = append(we.members, k)
+			}
+		}
+	}
+	return we.members
+}
+
+func (we *writeEvents) isMember(k index.SetKey) bool { return containsKey(we.memberSets(), k) }
+
+// entryOf returns the terms and values of the document's first entry in
+// the set k after the write (a collection set has none).
+func (we *writeEvents) entryOf(k index.SetKey) (terms, values index.Tuple) {
+	if k.Kind() != index.SetIndex {
+		return index.Tuple{}, index.Tuple{}
+	}
+	entries, _ := we.cat.Entries(k.Name(), we.w.Ref, we.w.After)
+	for _, e := range entries {
+		if mk, err := we.cat.MatchSet(k.Name(), e.Terms.Values()...); err == nil && mk == k {
+			return e.Terms, e.Values
+		}
+	}
+	return index.Tuple{}, index.Tuple{}
+}
+
+// changedSets reports whether the write changed k's membership.
+func (we *writeEvents) changedSet(k index.SetKey) bool {
+	for i := range we.changes {
+		if we.changes[i].Set == k {
+			return true
+		}
+	}
+	return false
+}
+
+func containsKey(ks []index.SetKey, k index.SetKey) bool {
+	for _, x := range ks {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// eventsFor returns the events of one write for one subscriber, as live
+// delivery would have given them.
+func (we *writeEvents) eventsFor(s *spec) []*subscription.Event {
+	if s.target.Kind == subscription.KindDocument {
+		if we.w.Ref != s.target.Ref {
+			return nil
+		}
+		return we.docEvents(s)
+	}
+	if we.w.Ref.Collection != collectionOf(we.cat, s) {
+		return nil
+	}
+	return we.setEvents(s)
+}
+
+// collectionOf returns the collection whose documents a set spec follows.
+func collectionOf(cat *index.Catalog, s *spec) string {
+	if s.target.Kind == subscription.KindCollection {
+		return s.target.Collection
+	}
+	def, _ := cat.Index(s.target.Index)
+	return def.Collection
+}

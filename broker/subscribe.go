@@ -1,0 +1,404 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/subscription"
+	"github.com/tidings/tidings/txlog"
+)
+
+// subscriber is a subscription as the broker's registry sees it.
+type subscriber struct {
+	spec       spec
+	q          subscription.Queue
+	slot       int    // index in its subList; guarded by Broker.mu
+	collection string // for the registry's update count
+}
+
+// Subscription is one open subscription. Read its events with Events;
+// Close (or the context given to Subscribe) frees everything it holds.
+type Subscription struct {
+	b     *Broker
+	sub   subscriber
+	opt   subscription.Options
+	start subscription.Event
+
+	// The snapshot, when asked for: the state at the start txn.
+	doc   *version        // a document stream's document
+	sets  *index.Snapshot // a set stream's members
+	docs  *docTree        // and their versions
+	pos   txlog.Cursor    // the last event delivered (consumer only)
+	stop  func() bool     // stops the context's AfterFunc
+	once  sync.Once       // Close
+	done  chan struct{}   // closed by Close
+	used  atomic.Bool     // Events was called
+	batch []*subscription.Event
+}
+
+// Subscribe opens a subscription to a document or a set.
+//
+// The stream starts with a start event carrying the start txn T: every
+// later event has a txn above T. With Options.Snapshot, snapshot events
+// follow with the target's state at exactly T. Then come the events of
+// every commit after T, in order, with none missing and none repeated,
+// whatever commits run while the subscription starts.
+//
+// With Options.Cursor the subscription resumes after that event: its
+// start event carries the cursor's txn (one less if the cursor stands in
+// the middle of a transaction), and exactly the events after the cursor
+// follow, replayed from the log and then live. A cursor older than the
+// retained history, or of another log, fails with ErrHistoryUnavailable.
+//
+// Delivery never waits for the subscriber: its events wait in a bounded
+// queue (Options.Buffer, Options.BufferBytes). A subscriber that lets the
+// queue overflow loses nothing: it goes on reading the log at its own pace
+// and rejoins live delivery when it has caught up. Only one that falls
+// behind the log's retention receives an error event history_unavailable,
+// naming the cursor of the last event it received.
+//
+// A document stream without a cursor on a missing document fails with
+// ErrNotFound, as in Fauna; an unknown collection or index, or a wrong
+// number of terms, with an error wrapping subscription.ErrInvalidTarget.
+func (b *Broker) Subscribe(ctx context.Context, target subscription.Target, opt subscription.Options) (*Subscription, error) {
+	opt, err := opt.Normalize()
+	if err != nil {
+		return nil, err
+	}
+	var resume txlog.Cursor
+	if opt.Cursor != "" {
+		if resume, err = txlog.ParseCursor(opt.Cursor); err != nil {
+			return nil, err
+		}
+	}
+	s := &Subscription{b: b, opt: opt, done: make(chan struct{})}
+	s.sub.spec = spec{target: target, fields: opt.Fields, data: opt.Data, updates: opt.Updates}
+	s.sub.q.Init(opt.Buffer, opt.BufferBytes)
+
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil, ErrClosed
+	}
+	cat := b.cat.Load()
+	switch target.Kind {
+	case subscription.KindDocument:
+		if _, err := cat.CollectionSet(target.Ref.Collection); err != nil {
+			b.mu.Unlock()
+			return nil, fmt.Errorf("%w: %w", subscription.ErrInvalidTarget, err)
+		}
+	case subscription.KindCollection, subscription.KindIndex:
+		if s.sub.spec.key, err = target.SetKey(cat); err != nil {
+			b.mu.Unlock()
+			return nil, err
+		}
+	default:
+		b.mu.Unlock()
+		return nil, fmt.Errorf("%w: no kind", subscription.ErrInvalidTarget)
+	}
+
+	var startTxn txlog.Txn
+	if opt.Cursor != "" {
+		if err := txlog.CheckCursor(b.log, resume); err != nil {
+			b.mu.Unlock()
+			return nil, err
+		}
+		s.pos = resume
+		startTxn = resume.Pos.Txn
+		if resume.Pos.Op != ^uint32(0) && startTxn > 0 {
+			startTxn--
+		}
+		// Start by reading the log from the cursor.
+		s.sub.q.MarkOverflowed()
+	} else {
+		startTxn = b.head
+		s.pos = txlog.Cursor{Log: b.log.ID(), Pos: txlog.AfterTxn(startTxn)}
+		if target.Kind == subscription.KindDocument {
+			s.doc = getVersion(b.docs, target.Ref)
+			if s.doc == nil {
+				b.mu.Unlock()
+				return nil, fmt.Errorf("%w: %s", ErrNotFound, target.Ref)
+			}
+		} else if opt.Snapshot {
+			s.sets, s.docs = b.store.Snapshot(), b.docs.Clone()
+		}
+	}
+	b.subs.add(&s.sub, cat)
+	b.mu.Unlock()
+
+	b.stats.subscriptions.Add(1)
+	s.start = subscription.Event{Type: subscription.TypeStart, Txn: startTxn, Cursor: s.pos}
+	s.start.JSON = subscription.AppendStart(nil, startTxn, s.pos.String())
+	s.stop = context.AfterFunc(ctx, func() { s.Close() })
+	return s, nil
+}
+
+// Start returns the stream's start txn.
+func (s *Subscription) Start() txlog.Txn { return s.start.Txn }
+
+// Close ends the subscription and frees its queue. An Events loop in
+// progress returns. Safe to call more than once, from any goroutine.
+func (s *Subscription) Close() {
+	s.once.Do(func() {
+		if s.stop != nil {
+			s.stop()
+		}
+		close(s.done)
+		b := s.b
+		b.mu.Lock()
+		b.subs.remove(&s.sub)
+		b.mu.Unlock()
+		_, _, d := s.sub.q.Take(nil)
+		b.stats.buffered.Add(int64(d))
+		b.stats.subscriptions.Add(-1)
+	})
+}
+
+// Events returns the subscription's events, in order: start, the snapshot
+// pages if asked for, then every change. The sequence ends when the
+// subscription is closed, when its context is done, or after an error
+// event (history_unavailable, or shutting_down when the broker closes:
+// both carry the cursor to resume from). Breaking out of the loop closes
+// the subscription. It can be ranged over once.
+func (s *Subscription) Events() iter.Seq[subscription.Event] {
+	return func(yield func(subscription.Event) bool) {
+		if !s.used.CompareAndSwap(false, true) {
+			return
+		}
+		defer s.Close()
+		s.run(yield)
+	}
+}
+
+// run is the consumer: it yields from the queue while live, and reads the
+// log while the queue is overflowed.
+func (s *Subscription) run(yield func(subscription.Event) bool) {
+	b := s.b
+	if !s.deliver(yield, &s.start) || !s.snapshot(yield) {
+		return
+	}
+	var timer *time.Timer
+	var beat <-chan time.Time
+	if s.opt.Heartbeat > 0 {
+		timer = time.NewTimer(s.opt.Heartbeat)
+		defer timer.Stop()
+		beat = timer.C
+	}
+	for {
+		batch, overflowed, d := s.sub.q.Take(s.batch[:0])
+		b.stats.buffered.Add(int64(d))
+		for i, e := range batch {
+			batch[i] = nil
+			if e.After(s.pos) && !s.deliver(yield, e) {
+				return
+			}
+		}
+		s.batch = batch[:0]
+		if len(batch) > 0 {
+			if timer != nil {
+				timer.Reset(s.opt.Heartbeat)
+			}
+			continue
+		}
+		if overflowed {
+			if !s.catchUp(yield) {
+				return
+			}
+			continue
+		}
+		select {
+		case <-s.sub.q.Wake():
+		case <-s.done:
+			return
+		case <-b.closing:
+			s.shutdown(yield)
+			return
+		case <-beat:
+			st := subscription.Event{Type: subscription.TypeStatus, Txn: b.Head()}
+			st.JSON = subscription.AppendStatus(nil, st.Txn)
+			if !s.deliver(yield, &st) {
+				return
+			}
+			timer.Reset(s.opt.Heartbeat)
+		}
+	}
+}
+
+// deliver yields e and records its cursor as the position.
+func (s *Subscription) deliver(yield func(subscription.Event) bool, e *subscription.Event) bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+	}
+	if !yield(*e) {
+		return false
+	}
+	s.b.stats.delivered.Add(1)
+	if e.HasCursor() {
+		s.pos = e.Cursor
+	}
+	return true
+}
+
+// shutdown delivers what is still queued and then the shutting_down error.
+func (s *Subscription) shutdown(yield func(subscription.Event) bool) {
+	batch, overflowed, d := s.sub.q.Take(nil)
+	s.b.stats.buffered.Add(int64(d))
+	if !overflowed {
+		for _, e := range batch {
+			if e.After(s.pos) && !s.deliver(yield, e) {
+				return
+			}
+		}
+	}
+	s.fail(yield, subscription.CodeShuttingDown, "the broker is shutting down; resume from the cursor")
+}
+
+// fail delivers an error event naming the cursor to resume from.
+func (s *Subscription) fail(yield func(subscription.Event) bool, code, description string) {
+	e := subscription.Event{Type: subscription.TypeError, Txn: s.pos.Pos.Txn, Action: code}
+	e.JSON = subscription.AppendError(nil, e.Txn, code, description, s.pos.String())
+	s.deliver(yield, &e)
+}
+
+// catchUp reads the log from the position until it has read everything
+// committed, then rejoins live delivery: under the commit lock, when the
+// log holds nothing it has not read, pushes resume, and from there on the
+// queue holds exactly what follows. It returns false when the stream ends.
+func (s *Subscription) catchUp(yield func(subscription.Event) bool) bool {
+	b := s.b
+	b.stats.catchingUp.Add(1)
+	defer b.stats.catchingUp.Add(-1)
+	from := before(s.pos.Pos)
+	for {
+		cat := b.cat.Load()
+		for rec, err := range b.log.Read(txlog.Cursor{Log: s.pos.Log, Pos: from}) {
+			if err != nil {
+				return s.readFailed(yield, err)
+			}
+			writes, first := rec.After(from)
+			for i := range writes {
+				we := writeEvents{cat: cat, log: s.pos.Log, txn: rec.Txn, op: first + i, w: &writes[i]}
+				if s.sub.spec.target.IsSet() && writes[i].Action != txlog.ActionRewrite {
+					var d index.Diff
+					if err := cat.Diff(&d, writes[i].Ref, writes[i].Before, writes[i].After); err != nil {
+						// The write was diffed when it was committed.
+						b.logger.Error("broker: replaying a write for a subscriber", "txn", rec.Txn, "err", err)
+						continue
+					}
+					we.changes = d.Changes()
+				}
+				for _, e := range we.eventsFor(&s.sub.spec) {
+					if e.After(s.pos) && !s.deliver(yield, e) {
+						return false
+					}
+				}
+			}
+			from = rec.Last()
+			select {
+			case <-b.closing:
+				s.shutdown(yield)
+				return false
+			default:
+			}
+		}
+		b.mu.Lock()
+		if b.closed {
+			b.mu.Unlock()
+			s.shutdown(yield)
+			return false
+		}
+		if b.head <= from.Txn {
+			// Nothing committed that this reader has not read: live again.
+			s.sub.q.Rejoin()
+			b.mu.Unlock()
+			return true
+		}
+		b.mu.Unlock()
+	}
+}
+
+// readFailed turns a log error into the stream's end.
+func (s *Subscription) readFailed(yield func(subscription.Event) bool, err error) bool {
+	switch {
+	case errors.Is(err, txlog.ErrHistoryUnavailable):
+		s.fail(yield, subscription.CodeHistoryUnavailable,
+			"this subscriber fell behind the retained history; start again with a snapshot")
+	case errors.Is(err, txlog.ErrClosed):
+		s.shutdown(yield)
+	default:
+		s.b.logger.Error("broker: reading the log for a subscriber", "err", err)
+		s.fail(yield, "internal", err.Error())
+	}
+	return false
+}
+
+// before returns the position just before p's write, so that reading after
+// it yields that write again: a cursor in the middle of a write's events
+// needs the rest of them.
+func before(p txlog.Pos) txlog.Pos {
+	if p.Op == ^uint32(0) {
+		return p
+	}
+	if p.Op > 0 {
+		return txlog.Pos{Txn: p.Txn, Op: p.Op - 1}
+	}
+	if p.Txn == 0 {
+		return txlog.Pos{}
+	}
+	return txlog.AfterTxn(p.Txn - 1)
+}
+
+// snapshot delivers the snapshot pages, if asked for.
+func (s *Subscription) snapshot(yield func(subscription.Event) bool) bool {
+	if !s.opt.Snapshot || s.opt.Cursor != "" {
+		return true
+	}
+	f, txn := s.opt.Fields, s.start.Txn
+	page := func(ms []subscription.Member, withData, last bool) bool {
+		e := subscription.Event{Type: subscription.TypeSnapshot, Txn: txn}
+		e.JSON = subscription.AppendSnapshot(nil, txn, ms, f&^subscription.FieldIndex|subscription.FieldDocument, withData, last)
+		return s.deliver(yield, &e)
+	}
+	if s.sub.spec.target.Kind == subscription.KindDocument {
+		return page([]subscription.Member{{Ref: s.doc.ref, TS: s.doc.ts, Data: s.doc.data}}, true, true)
+	}
+	f = f | subscription.FieldDocument
+	var pos index.Position
+	var entries []index.Entry
+	members := make([]subscription.Member, 0, s.opt.SnapshotPageSize)
+	for {
+		var more bool
+		var err error
+		entries, more, err = s.sets.Page(entries[:0], s.sub.spec.key, pos, s.opt.SnapshotPageSize)
+		if err != nil {
+			s.fail(yield, "internal", err.Error())
+			return false
+		}
+		members = members[:0]
+		for _, e := range entries {
+			m := subscription.Member{Ref: e.Ref, Terms: e.Terms, Values: e.Values}
+			if v := getVersion(s.docs, e.Ref); v != nil {
+				m.TS, m.Data = v.ts, v.data
+			}
+			members = append(members, m)
+		}
+		e := subscription.Event{Type: subscription.TypeSnapshot, Txn: txn}
+		e.JSON = subscription.AppendSnapshot(nil, txn, members, f, s.opt.Data, !more)
+		if !s.deliver(yield, &e) {
+			return false
+		}
+		if !more {
+			s.sets, s.docs = nil, nil
+			return true
+		}
+		pos = entries[len(entries)-1].Position()
+	}
+}
