@@ -1,0 +1,358 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/subscription"
+	"github.com/tidings/tidings/txlog"
+)
+
+func spell(id string) txlog.Ref { return txlog.Ref{Collection: "spells", ID: id} }
+
+func mustCommit(t testing.TB, b *Broker, fn func(tx *Tx) error) txlog.Txn {
+	t.Helper()
+	txn, err := b.Commit(context.Background(), fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return txn
+}
+
+func mustSubscribe(t testing.TB, b *Broker, target subscription.Target, opt subscription.Options) *Subscription {
+	t.Helper()
+	s, err := b.Subscribe(context.Background(), target, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// take reads n events from s in a goroutine-free way: the events must be
+// there already or arrive without further commits.
+func take(t *testing.T, s *Subscription, n int) []subscription.Event {
+	t.Helper()
+	var evs []subscription.Event
+	if n == 0 {
+		return nil
+	}
+	for e := range s.Events() {
+		evs = append(evs, e)
+		if len(evs) == n {
+			break
+		}
+	}
+	if len(evs) != n {
+		t.Fatalf("got %d events, want %d", len(evs), n)
+	}
+	return evs
+}
+
+type wireEvent struct {
+	Type   string `json:"type"`
+	Txn    uint64 `json:"txn"`
+	Cursor string `json:"cursor"`
+	Event  struct {
+		Action   string          `json:"action"`
+		Code     string          `json:"code"`
+		Cursor   string          `json:"cursor"`
+		Document json.RawMessage `json:"document"`
+	} `json:"event"`
+}
+
+func parse(t *testing.T, e subscription.Event) wireEvent {
+	t.Helper()
+	var w wireEvent
+	if err := json.Unmarshal(e.JSON, &w); err != nil {
+		t.Fatalf("%s: %v", e.JSON, err)
+	}
+	return w
+}
+
+func TestCommitErrorsRollBack(t *testing.T) {
+	b := spellsBroker(t)
+	ctx := context.Background()
+	mustCommit(t, b, func(tx *Tx) error { return tx.Create(spell("1"), []byte(`{"element":"fire"}`)) })
+	head := b.Head()
+	fire, _ := subscription.Match("spells_by_element", "fire")
+	s := mustSubscribe(t, b, fire, subscription.Options{})
+
+	cases := []struct {
+		name string
+		fn   func(tx *Tx) error
+		want error
+	}{
+		{"create existing", func(tx *Tx) error { return tx.Create(spell("1"), []byte(`{}`)) }, ErrExists},
+		{"update missing", func(tx *Tx) error { return tx.Update(spell("2"), []byte(`{}`)) }, ErrNotFound},
+		{"replace missing", func(tx *Tx) error { return tx.Replace(spell("2"), []byte(`{}`)) }, ErrNotFound},
+		{"delete missing", func(tx *Tx) error { return tx.Delete(spell("2")) }, ErrNotFound},
+		{"not an object", func(tx *Tx) error { return tx.Create(spell("2"), []byte(`[1]`)) }, ErrNotObject},
+		{"invalid json", func(tx *Tx) error { return tx.Upsert(spell("2"), []byte(`{"a":`)) }, ErrNotObject},
+		{"unknown collection", func(tx *Tx) error { return tx.Create(txlog.Ref{Collection: "potions", ID: "1"}, []byte(`{}`)) }, ErrUnknownCollection},
+		{"a later write fails", func(tx *Tx) error {
+			if err := tx.Create(spell("3"), []byte(`{"element":"fire"}`)); err != nil {
+				return err
+			}
+			return tx.Delete(spell("4"))
+		}, ErrNotFound},
+		{"the function fails", func(tx *Tx) error {
+			tx.Create(spell("3"), []byte(`{"element":"fire"}`))
+			return errors.New("changed my mind")
+		}, nil},
+	}
+	for _, c := range cases {
+		_, err := b.Commit(ctx, c.fn)
+		if err == nil || (c.want != nil && !errors.Is(err, c.want)) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+		var we *WriteError
+		if c.want != nil && !errors.As(err, &we) {
+			t.Errorf("%s: %T is not a *WriteError", c.name, err)
+		}
+	}
+	if b.Head() != head {
+		t.Fatalf("head moved from %d to %d: a failed transaction committed", head, b.Head())
+	}
+	if _, ok := b.Get(spell("3")); ok {
+		t.Fatal("a rolled-back create is visible")
+	}
+	// Nothing was published: the next event is the next real commit.
+	txn := mustCommit(t, b, func(tx *Tx) error { return tx.Create(spell("5"), []byte(`{"element":"fire"}`)) })
+	evs := take(t, s, 2)
+	if w := parse(t, evs[1]); w.Txn != uint64(txn) || w.Event.Action != "add" {
+		t.Fatalf("after the failures: %s", evs[1].JSON)
+	}
+	b.Close()
+	if _, err := b.Commit(ctx, func(tx *Tx) error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Fatalf("commit after close: %v", err)
+	}
+}
+
+func TestSubscribeErrors(t *testing.T) {
+	b := spellsBroker(t)
+	ctx := context.Background()
+	badIndex, _ := subscription.Match("nope", "x")
+	wrongTerms, _ := subscription.Match("spells_by_element")
+	for name, c := range map[string]struct {
+		target subscription.Target
+		opt    subscription.Options
+		want   error
+	}{
+		"missing document":   {subscription.Document(spell("x")), subscription.Options{}, ErrNotFound},
+		"unknown collection": {subscription.Collection("potions"), subscription.Options{}, subscription.ErrInvalidTarget},
+		"unknown index":      {badIndex, subscription.Options{}, subscription.ErrInvalidTarget},
+		"wrong term count":   {wrongTerms, subscription.Options{}, subscription.ErrInvalidTarget},
+		"bad cursor":         {subscription.Collection("spells"), subscription.Options{Cursor: "nope"}, ErrInvalidCursor},
+		"other log":          {subscription.Collection("spells"), subscription.Options{Cursor: txlog.Cursor{Log: txlog.NewID()}.String()}, ErrHistoryUnavailable},
+		"bad page size":      {subscription.Collection("spells"), subscription.Options{SnapshotPageSize: 5000}, subscription.ErrInvalidOptions},
+	} {
+		if _, err := b.Subscribe(ctx, c.target, c.opt); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", name, err, c.want)
+		}
+	}
+}
+
+// A subscriber whose queue overflows while it does not read gets every
+// event all the same, from the log, and then rejoins live delivery.
+func TestSlowSubscriberLosesNothing(t *testing.T) {
+	b := spellsBroker(t)
+	s := mustSubscribe(t, b, subscription.Collection("spells"), subscription.Options{Buffer: 4})
+	var txns []txlog.Txn
+	for i := range 50 {
+		txns = append(txns, mustCommit(t, b, func(tx *Tx) error {
+			return tx.Create(spell(fmt.Sprint(i)), []byte(`{}`))
+		}))
+	}
+	if st := b.Stats(); st.BytesBuffered != 0 {
+		t.Fatalf("an overflowed queue still holds %d bytes", st.BytesBuffered)
+	}
+	evs := take(t, s, 51)
+	for i, e := range evs[1:] {
+		if e.Txn != txns[i] || e.Action != "add" {
+			t.Fatalf("event %d: txn %d %s, want %d add", i, e.Txn, e.Action, txns[i])
+		}
+	}
+}
+
+func TestResumeFromEveryCursor(t *testing.T) {
+	b := spellsBroker(t)
+	all := mustSubscribe(t, b, subscription.Collection("spells"), subscription.Options{Updates: true})
+	for i := range 5 {
+		mustCommit(t, b, func(tx *Tx) error {
+			tx.Create(spell(fmt.Sprint(i)), []byte(`{"element":"fire"}`))
+			return tx.Create(spell(fmt.Sprint(i+100)), []byte(`{"element":"air"}`))
+		})
+	}
+	mustCommit(t, b, func(tx *Tx) error { return tx.Update(spell("1"), []byte(`{"element":"water"}`)) })
+	evs := take(t, all, 12)
+	for i, e := range evs {
+		r := mustSubscribe(t, b, subscription.Collection("spells"), subscription.Options{Updates: true, Cursor: e.Cursor.String()})
+		got := take(t, r, len(evs)-i)
+		if got[0].Type != subscription.TypeStart {
+			t.Fatalf("resume after event %d: first is %s", i, got[0].Type)
+		}
+		for j, g := range got[1:] {
+			if string(g.JSON) != string(evs[i+1+j].JSON) {
+				t.Fatalf("resume after event %d: event %d is %s, want %s", i, j, g.JSON, evs[i+1+j].JSON)
+			}
+		}
+		if i+1 < len(evs) && got[0].Txn >= evs[i+1].Txn {
+			t.Fatalf("resume start txn %d is not below the next event's %d", got[0].Txn, evs[i+1].Txn)
+		}
+	}
+}
+
+func TestHistoryUnavailableAfterRetention(t *testing.T) {
+	b, err := New(Options{Log: txlog.NewMemory(txlog.MemoryOptions{MaxRecords: 10}), Schema: index.Schema{Collections: []string{"spells"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	s := mustSubscribe(t, b, subscription.Collection("spells"), subscription.Options{Buffer: 2})
+	first := mustCommit(t, b, func(tx *Tx) error { return tx.Create(spell("a"), []byte(`{}`)) })
+	old := txlog.Cursor{Log: b.LogID(), Pos: txlog.Pos{Txn: first}}
+	for i := range 30 {
+		mustCommit(t, b, func(tx *Tx) error { return tx.Create(spell(fmt.Sprint(i)), []byte(`{}`)) })
+	}
+	if _, err := b.Subscribe(context.Background(), subscription.Collection("spells"), subscription.Options{Cursor: old.String()}); !errors.Is(err, ErrHistoryUnavailable) {
+		t.Fatalf("resume from a dropped cursor: %v", err)
+	}
+	// The slow subscriber overflowed and fell behind retention: it is told
+	// so, with the cursor of the last event it received (its start).
+	var got []subscription.Event
+	for e := range s.Events() {
+		got = append(got, e)
+	}
+	last := got[len(got)-1]
+	w := parse(t, last)
+	if last.Type != subscription.TypeError || w.Event.Code != subscription.CodeHistoryUnavailable || w.Event.Cursor != got[len(got)-2].Cursor.String() {
+		t.Fatalf("last event %s", last.JSON)
+	}
+}
+
+func TestCloseEndsStreamsWithCursor(t *testing.T) {
+	b := spellsBroker(t)
+	s := mustSubscribe(t, b, subscription.Collection("spells"), subscription.Options{})
+	mustCommit(t, b, func(tx *Tx) error { return tx.Create(spell("a"), []byte(`{}`)) })
+	b.Close()
+	var got []subscription.Event
+	for e := range s.Events() {
+		got = append(got, e)
+	}
+	if len(got) != 3 {
+		t.Fatalf("%d events, want start, add, error", len(got))
+	}
+	w := parse(t, got[2])
+	if w.Type != "error" || w.Event.Code != subscription.CodeShuttingDown || w.Event.Cursor != got[1].Cursor.String() {
+		t.Fatalf("last event %s", got[2].JSON)
+	}
+	if _, err := b.Subscribe(context.Background(), subscription.Collection("spells"), subscription.Options{}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("subscribe after close: %v", err)
+	}
+}
+
+func TestHistoryRewrite(t *testing.T) {
+	b := spellsBroker(t)
+	ctx := context.Background()
+	t1 := mustCommit(t, b, func(tx *Tx) error { return tx.Create(spell("a"), []byte(`{"v":1}`)) })
+	t2 := mustCommit(t, b, func(tx *Tx) error { return tx.Update(spell("a"), []byte(`{"v":2}`)) })
+	doc := mustSubscribe(t, b, subscription.Document(spell("a")), subscription.Options{})
+	set := mustSubscribe(t, b, subscription.Collection("spells"), subscription.Options{})
+	if _, err := b.RewriteHistory(ctx, spell("a"), t2, []byte(`{}`)); !errors.Is(err, ErrInvalidRewrite) {
+		t.Fatalf("rewrite of the current version: %v", err)
+	}
+	rw := func(ts txlog.Txn, data []byte) txlog.Txn {
+		txn, err := b.RewriteHistory(ctx, spell("a"), ts, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return txn
+	}
+	r1 := rw(t1+1, []byte(`{"v":1.5}`))
+	r2 := rw(t1, nil)
+	if d, _ := b.Get(spell("a")); string(d.Data) != `{"v":2}` || d.TS != t2 {
+		t.Fatalf("a rewrite changed the current version: %s at %d", d.Data, d.TS)
+	}
+	mark := mustCommit(t, b, func(tx *Tx) error { return tx.Create(spell("b"), []byte(`{}`)) })
+	evs := take(t, doc, 3)
+	for i, want := range []struct {
+		txn    txlog.Txn
+		action string
+		ts     txlog.Txn
+	}{{r1, "insert", t1 + 1}, {r2, "remove", t1}} {
+		e := evs[i+1]
+		var w struct {
+			Event struct {
+				Document struct{ TS uint64 } `json:"document"`
+			} `json:"event"`
+		}
+		json.Unmarshal(e.JSON, &w)
+		if e.Type != subscription.TypeHistoryRewrite || e.Txn != want.txn || e.Action != want.action || w.Event.Document.TS != uint64(want.ts) {
+			t.Fatalf("event %d: %s", i, e.JSON)
+		}
+	}
+	// The set stream saw nothing of the rewrites: its next event is b's add.
+	if evs := take(t, set, 2); evs[1].Txn != mark {
+		t.Fatalf("set stream: %s", evs[1].JSON)
+	}
+}
+
+func TestHeartbeat(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := spellsBroker(t)
+		txn := mustCommit(t, b, func(tx *Tx) error { return tx.Create(spell("a"), []byte(`{}`)) })
+		s := mustSubscribe(t, b, subscription.Collection("spells"), subscription.Options{Heartbeat: 15 * time.Second})
+		start := time.Now()
+		var got []subscription.Event
+		for e := range s.Events() {
+			got = append(got, e)
+			if len(got) == 3 {
+				break
+			}
+		}
+		if time.Since(start) != 30*time.Second {
+			t.Fatalf("two heartbeats took %v, want 30s", time.Since(start))
+		}
+		for _, e := range got[1:] {
+			if e.Type != subscription.TypeStatus || e.Txn != txn || string(e.JSON) != fmt.Sprintf(`{"type":"status","txn":%d}`, txn) {
+				t.Fatalf("heartbeat %s", e.JSON)
+			}
+		}
+	})
+}
+
+func TestDefineIndexWhileRunning(t *testing.T) {
+	b := spellsBroker(t)
+	mustCommit(t, b, func(tx *Tx) error { return tx.Create(spell("a"), []byte(`{"school":"evocation"}`)) })
+	if err := b.DefineIndex(index.Definition{Name: "spells_by_school", Collection: "spells", Terms: []string{"school"}}); err != nil {
+		t.Fatal(err)
+	}
+	target, _ := subscription.Match("spells_by_school", "evocation")
+	s := mustSubscribe(t, b, target, subscription.Options{Snapshot: true})
+	mustCommit(t, b, func(tx *Tx) error { return tx.Create(spell("b"), []byte(`{"school":"evocation"}`)) })
+	evs := take(t, s, 3)
+	if evs[1].Type != subscription.TypeSnapshot || !json.Valid(evs[1].JSON) || evs[2].Action != "add" {
+		t.Fatalf("events %s / %s", evs[1].JSON, evs[2].JSON)
+	}
+	var snap struct {
+		Event struct {
+			Data []struct{ Document struct{ Ref txlog.Ref } } `json:"data"`
+			Last bool `json:"last"`
+		} `json:"event"`
+	}
+	json.Unmarshal(evs[1].JSON, &snap)
+	if len(snap.Event.Data) != 1 || snap.Event.Data[0].Document.Ref != spell("a") || !snap.Event.Last {
+		t.Fatalf("snapshot %s", evs[1].JSON)
+	}
+	if err := b.DefineCollection("potions"); err != nil {
+		t.Fatal(err)
+	}
+	mustCommit(t, b, func(tx *Tx) error { return tx.Create(txlog.Ref{Collection: "potions", ID: "1"}, []byte(`{}`)) })
+}
