@@ -344,7 +344,7 @@ func TestDefineIndexWhileRunning(t *testing.T) {
 	var snap struct {
 		Event struct {
 			Data []struct{ Document struct{ Ref txlog.Ref } } `json:"data"`
-			Last bool `json:"last"`
+			Last bool                                         `json:"last"`
 		} `json:"event"`
 	}
 	json.Unmarshal(evs[1].JSON, &snap)
