@@ -2,6 +2,9 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/tidings/tidings/index"
@@ -32,6 +35,26 @@ func next(t *testing.T, pull func() (subscription.Event, bool)) subscription.Eve
 	return e
 }
 
+// sameJSON fails the test unless got and want are equal as JSON values.
+func sameJSON(t *testing.T, got []byte, want string) {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("%s: %v", got, err)
+	}
+	if err := json.Unmarshal([]byte(want), &w); err != nil {
+		t.Fatalf("want %s: %v", want, err)
+	}
+	if !reflect.DeepEqual(g, w) {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
+
+// TestFaunaSpellsExample follows Fauna's streaming documentation: the
+// spells collection and the spells_by_element index; a stream on the fire
+// set sees a fire spell added, then removed when its element becomes
+// water; a document stream on the spell shows that update with prev and
+// diff.
 func TestFaunaSpellsExample(t *testing.T) {
 	ctx := context.Background()
 	b := spellsBroker(t)
@@ -46,17 +69,16 @@ func TestFaunaSpellsExample(t *testing.T) {
 	setEvents, stopSet := iterPull(set.Events())
 	defer stopSet()
 	start := next(t, setEvents)
-	t.Logf("%s", start.JSON)
+	sameJSON(t, start.JSON, fmt.Sprintf(`{"type":"start","txn":0,"cursor":%q,"event":0}`, start.Cursor))
 
 	ref := txlog.Ref{Collection: "spells", ID: "101"}
-	created, err := b.Commit(ctx, func(tx *Tx) error {
+	created := mustCommit(t, b, func(tx *Tx) error {
 		return tx.Create(ref, []byte(`{"name": "Fire Beak", "element": "fire", "cost": 15}`))
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	add := next(t, setEvents)
-	t.Logf("%s", add.JSON)
+	sameJSON(t, add.JSON, fmt.Sprintf(`{"type":"set","txn":%[1]d,"cursor":%[2]q,"event":{"action":"add",
+		"document":{"ref":{"collection":"spells","id":"101"},"ts":%[1]d},
+		"index":{"terms":["fire"],"values":[]}}}`, created, add.Cursor))
 
 	doc, err := b.Subscribe(ctx, subscription.Document(ref), subscription.Options{Fields: subscription.DefaultFields | subscription.FieldPrev | subscription.FieldDiff})
 	if err != nil {
@@ -64,18 +86,24 @@ func TestFaunaSpellsExample(t *testing.T) {
 	}
 	docEvents, stopDoc := iterPull(doc.Events())
 	defer stopDoc()
-	t.Logf("%s", next(t, docEvents).JSON)
+	if e := next(t, docEvents); e.Type != subscription.TypeStart || e.Txn != created {
+		t.Fatalf("document stream start: %s", e.JSON)
+	}
 
-	updated, err := b.Commit(ctx, func(tx *Tx) error {
+	updated := mustCommit(t, b, func(tx *Tx) error {
 		return tx.Update(ref, []byte(`{"element": "water"}`))
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	remove := next(t, setEvents)
-	t.Logf("%s", remove.JSON)
+	sameJSON(t, remove.JSON, fmt.Sprintf(`{"type":"set","txn":%[1]d,"cursor":%[2]q,"event":{"action":"remove",
+		"document":{"ref":{"collection":"spells","id":"101"},"ts":%[1]d},
+		"index":{"terms":["fire"],"values":[]}}}`, updated, remove.Cursor))
 	upd := next(t, docEvents)
-	t.Logf("%s", upd.JSON)
-	_ = created
-	_ = updated
+	sameJSON(t, upd.JSON, fmt.Sprintf(`{"type":"version","txn":%[1]d,"cursor":%[2]q,"event":{"action":"update",
+		"document":{"ref":{"collection":"spells","id":"101"},"ts":%[1]d,"data":{"name":"Fire Beak","element":"water","cost":15}},
+		"diff":{"ref":{"collection":"spells","id":"101"},"ts":%[1]d,"data":{"element":"water"}},
+		"prev":{"ref":{"collection":"spells","id":"101"},"ts":%[3]d,"data":{"name":"Fire Beak","element":"fire","cost":15}}}}`,
+		updated, upd.Cursor, created))
+	if remove.Cursor != upd.Cursor {
+		t.Fatalf("one write, two cursors: %s and %s", remove.Cursor, upd.Cursor)
+	}
 }
