@@ -356,3 +356,23 @@ func TestDefineIndexWhileRunning(t *testing.T) {
 	}
 	mustCommit(t, b, func(tx *Tx) error { return tx.Create(txlog.Ref{Collection: "potions", ID: "1"}, []byte(`{}`)) })
 }
+
+func TestStats(t *testing.T) {
+	b := spellsBroker(t)
+	s := mustSubscribe(t, b, subscription.Collection("spells"), subscription.Options{})
+	mustSubscribe(t, b, subscription.Collection("spells"), subscription.Options{Buffer: 1})
+	for i := range 3 {
+		mustCommit(t, b, func(tx *Tx) error { return tx.Create(spell(fmt.Sprint(i)), []byte(`{"n":1}`)) })
+	}
+	st := b.Stats()
+	// The first subscriber holds three queued events; the second overflowed
+	// on its second and holds nothing.
+	if st.Subscriptions != 2 || st.Commits != 3 || st.BytesBuffered <= 0 || st.EventsDelivered != 0 {
+		t.Fatalf("before reading: %+v", st)
+	}
+	take(t, s, 4)
+	st = b.Stats()
+	if st.Subscriptions != 1 || st.EventsDelivered != 4 || st.CatchingUp != 0 {
+		t.Fatalf("after reading and closing one: %+v", st)
+	}
+}

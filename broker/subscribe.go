@@ -237,10 +237,10 @@ func (s *Subscription) deliver(yield func(subscription.Event) bool, e *subscript
 		return false
 	default:
 	}
+	s.b.stats.delivered.Add(1)
 	if !yield(*e) {
 		return false
 	}
-	s.b.stats.delivered.Add(1)
 	if e.HasCursor() {
 		s.pos = e.Cursor
 	}
