@@ -87,12 +87,23 @@ func (b *Broker) publish(cat *index.Catalog, rec txlog.Record, diffs []index.Dif
 	if len(b.subs.docs) == 0 && b.subs.sets.Len() == 0 {
 		return
 	}
+	// The bytes queued, summed here and added to the shared counter once:
+	// an atomic add per push would bounce its cache line between the
+	// committer and every consumer.
+	var queued int64
+	defer func() { b.stats.buffered.Add(queued) }()
+	push := func(s *subscriber, evs []*subscription.Event) {
+		for _, e := range evs {
+			_, d := s.q.Push(e)
+			queued += int64(d)
+		}
+	}
 	for op := range rec.Writes {
 		w := &rec.Writes[op]
 		we := writeEvents{cat: cat, log: b.log.ID(), txn: rec.Txn, op: op, w: w}
 		if l := b.subs.docs[w.Ref]; l != nil {
 			for _, s := range l.subs {
-				b.push(s, we.docEvents(&s.spec))
+				push(s, we.docEvents(&s.spec))
 			}
 		}
 		if w.Action == txlog.ActionRewrite || b.subs.sets.Len() == 0 {
@@ -104,7 +115,7 @@ func (b *Broker) publish(cat *index.Catalog, rec txlog.Record, diffs []index.Dif
 			if firstChange(we.changes[:i], k) {
 				if l, ok := b.subs.sets.Get(k); ok {
 					for _, s := range l.subs {
-						b.push(s, we.setEvents(&s.spec))
+						push(s, we.setEvents(&s.spec))
 					}
 				}
 			}
@@ -117,7 +128,7 @@ func (b *Broker) publish(cat *index.Catalog, rec txlog.Record, diffs []index.Dif
 				if l, ok := b.subs.sets.Get(k); ok {
 					for _, s := range l.subs {
 						if s.spec.updates {
-							b.push(s, we.setEvents(&s.spec))
+							push(s, we.setEvents(&s.spec))
 						}
 					}
 				}
@@ -134,13 +145,4 @@ func firstChange(before []index.Change, k index.SetKey) bool {
 		}
 	}
 	return true
-}
-
-func (b *Broker) push(s *subscriber, evs []*subscription.Event) {
-	for _, e := range evs {
-		_, d := s.q.Push(e)
-		if d != 0 {
-			b.stats.buffered.Add(int64(d))
-		}
-	}
 }
