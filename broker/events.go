@@ -48,12 +48,12 @@ type writeEvents struct {
 }
 
 type cachedEvents struct {
-	set     string // the set key's string; "" for the document
+	set     index.SetKey // the zero key for the document
 	variant uint8
 	events  []*subscription.Event
 }
 
-func (we *writeEvents) lookup(set string, variant uint8) ([]*subscription.Event, bool) {
+func (we *writeEvents) lookup(set index.SetKey, variant uint8) ([]*subscription.Event, bool) {
 	for i := range we.cache {
 		if c := &we.cache[i]; c.set == set && c.variant == variant {
 			return c.events, true
@@ -70,7 +70,7 @@ func (we *writeEvents) cursor(seq uint32) txlog.Cursor {
 // version event, or a history_rewrite.
 func (we *writeEvents) docEvents(s *spec) []*subscription.Event {
 	v := s.variant()
-	if evs, ok := we.lookup("", v); ok {
+	if evs, ok := we.lookup(index.SetKey{}, v); ok {
 		return evs
 	}
 	w := we.w
@@ -92,7 +92,7 @@ func (we *writeEvents) docEvents(s *spec) []*subscription.Event {
 		e.JSON = subscription.AppendVersion(nil, &ver, s.fields)
 	}
 	evs := []*subscription.Event{e}
-	we.cache = append(we.cache, cachedEvents{"", v, evs})
+	we.cache = append(we.cache, cachedEvents{index.SetKey{}, v, evs})
 	return evs
 }
 
@@ -115,7 +115,7 @@ func (we *writeEvents) setEvents(s *spec) []*subscription.Event {
 	if we.w.Action == txlog.ActionRewrite {
 		return nil
 	}
-	key := s.key.String()
+	key := s.key
 	v := s.variant()
 	if evs, ok := we.lookup(key, v); ok {
 		return evs

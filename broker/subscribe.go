@@ -50,10 +50,11 @@ type Subscription struct {
 // every commit after T, in order, with none missing and none repeated,
 // whatever commits run while the subscription starts.
 //
-// With Options.Cursor the subscription resumes after that event: its
-// start event carries the cursor's txn (one less if the cursor stands in
-// the middle of a transaction), and exactly the events after the cursor
-// follow, replayed from the log and then live. A cursor older than the
+// With Options.Cursor the subscription resumes after that event: exactly
+// the events after the cursor follow, replayed from the log and then live.
+// Its start event carries the cursor itself, and the txn before the
+// cursor's event (the cursor's own txn when it is a start event's cursor),
+// since the rest of the cursor's transaction may still follow. A cursor older than the
 // retained history, or of another log, fails with ErrHistoryUnavailable.
 //
 // Delivery never waits for the subscriber: its events wait in a bounded
@@ -135,7 +136,9 @@ func (b *Broker) Subscribe(ctx context.Context, target subscription.Target, opt 
 	b.stats.subscriptions.Add(1)
 	s.start = subscription.Event{Type: subscription.TypeStart, Txn: startTxn, Cursor: s.pos}
 	s.start.JSON = subscription.AppendStart(nil, startTxn, s.pos.String())
-	s.stop = context.AfterFunc(ctx, func() { s.Close() })
+	// The AfterFunc may run at once (ctx is done already) and before
+	// s.stop is set: it releases without touching s.stop.
+	s.stop = context.AfterFunc(ctx, func() { s.once.Do(s.release) })
 	return s, nil
 }
 
@@ -146,18 +149,23 @@ func (s *Subscription) Start() txlog.Txn { return s.start.Txn }
 // progress returns. Safe to call more than once, from any goroutine.
 func (s *Subscription) Close() {
 	s.once.Do(func() {
-		if s.stop != nil {
+		if s.stop != nil { // set before Subscribe returned, so before any Close
 			s.stop()
 		}
-		close(s.done)
-		b := s.b
-		b.mu.Lock()
-		b.subs.remove(&s.sub)
-		b.mu.Unlock()
-		_, _, d := s.sub.q.Take(nil)
-		b.stats.buffered.Add(int64(d))
-		b.stats.subscriptions.Add(-1)
+		s.release()
 	})
+}
+
+// release frees what the subscription holds; once, through s.once.
+func (s *Subscription) release() {
+	close(s.done)
+	b := s.b
+	b.mu.Lock()
+	b.subs.remove(&s.sub)
+	b.mu.Unlock()
+	_, _, d := s.sub.q.Take(nil)
+	b.stats.buffered.Add(int64(d))
+	b.stats.subscriptions.Add(-1)
 }
 
 // Events returns the subscription's events, in order: start, the snapshot
@@ -277,6 +285,7 @@ func (s *Subscription) catchUp(yield func(subscription.Event) bool) bool {
 	b.stats.catchingUp.Add(1)
 	defer b.stats.catchingUp.Add(-1)
 	from := before(s.pos.Pos)
+	var d index.Diff // reused from write to write: see index.Diff
 	for {
 		cat := b.cat.Load()
 		for rec, err := range b.log.Read(txlog.Cursor{Log: s.pos.Log, Pos: from}) {
@@ -287,7 +296,6 @@ func (s *Subscription) catchUp(yield func(subscription.Event) bool) bool {
 			for i := range writes {
 				we := writeEvents{cat: cat, log: s.pos.Log, txn: rec.Txn, op: first + i, w: &writes[i]}
 				if s.sub.spec.target.IsSet() && writes[i].Action != txlog.ActionRewrite {
-					var d index.Diff
 					if err := cat.Diff(&d, writes[i].Ref, writes[i].Before, writes[i].After); err != nil {
 						// The write was diffed when it was committed.
 						b.logger.Error("broker: replaying a write for a subscriber", "txn", rec.Txn, "err", err)
