@@ -376,3 +376,35 @@ func TestStats(t *testing.T) {
 		t.Fatalf("after reading and closing one: %+v", st)
 	}
 }
+
+// Batches gives the same events as Events, grouped as they were ready: a
+// subscriber that was not reading gets a queue's worth in one batch.
+func TestBatches(t *testing.T) {
+	b := spellsBroker(t)
+	one := mustSubscribe(t, b, subscription.Collection("spells"), subscription.Options{})
+	many := mustSubscribe(t, b, subscription.Collection("spells"), subscription.Options{})
+	for i := range 10 {
+		mustCommit(t, b, func(tx *Tx) error {
+			tx.Create(spell(fmt.Sprint(i)), []byte(`{}`))
+			return tx.Create(spell(fmt.Sprint(i+100)), []byte(`{}`))
+		})
+	}
+	want := take(t, one, 21)
+	var got []subscription.Event
+	var sizes []int
+	for batch := range many.Batches() {
+		sizes = append(sizes, len(batch))
+		got = append(got, batch...)
+		if len(got) >= 21 {
+			break
+		}
+	}
+	if len(sizes) != 2 || sizes[0] != 1 || sizes[1] != 20 {
+		t.Fatalf("batch sizes %v, want [1 20]: the start, then everything queued", sizes)
+	}
+	for i := range want {
+		if string(got[i].JSON) != string(want[i].JSON) {
+			t.Fatalf("event %d: %s, want %s", i, got[i].JSON, want[i].JSON)
+		}
+	}
+}

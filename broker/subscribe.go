@@ -180,15 +180,60 @@ func (s *Subscription) Events() iter.Seq[subscription.Event] {
 			return
 		}
 		defer s.Close()
-		s.run(yield)
+		s.run(&sink{one: yield})
 	}
+}
+
+// Batches is Events a batch at a time: each batch holds the events that
+// were ready together (a queue's worth of live events, a stretch of the
+// log while catching up), so that a writer can send them with one write
+// and one flush. The slice is reused: it is valid until the loop body
+// returns. It can be ranged over once, and not together with Events.
+func (s *Subscription) Batches() iter.Seq[[]subscription.Event] {
+	return func(yield func([]subscription.Event) bool) {
+		if !s.used.CompareAndSwap(false, true) {
+			return
+		}
+		defer s.Close()
+		s.run(&sink{many: yield})
+	}
+}
+
+// sink hands events to the consumer: one at a time (Events) or in batches
+// (Batches), flushed where the consumer would otherwise wait.
+type sink struct {
+	one  func(subscription.Event) bool
+	many func([]subscription.Event) bool
+	buf  []subscription.Event
+}
+
+// maxBatch bounds a batch, so that a long catch-up is written in pieces.
+const maxBatch = 256
+
+func (k *sink) put(e *subscription.Event) bool {
+	if k.one != nil {
+		return k.one(*e)
+	}
+	k.buf = append(k.buf, *e)
+	return len(k.buf) < maxBatch || k.flush()
+}
+
+// flush hands over the batch; it reports false when the consumer stopped.
+func (k *sink) flush() bool {
+	if k.many == nil || len(k.buf) == 0 {
+		return true
+	}
+	ok := k.many(k.buf)
+	clear(k.buf)
+	k.buf = k.buf[:0]
+	return ok
 }
 
 // run is the consumer: it yields from the queue while live, and reads the
 // log while the queue is overflowed.
-func (s *Subscription) run(yield func(subscription.Event) bool) {
+func (s *Subscription) run(k *sink) {
 	b := s.b
-	if !s.deliver(yield, &s.start) || !s.snapshot(yield) {
+	if !s.deliver(k, &s.start) || !s.snapshot(k) || !k.flush() {
 		return
 	}
 	var timer *time.Timer
@@ -203,11 +248,14 @@ func (s *Subscription) run(yield func(subscription.Event) bool) {
 		b.stats.buffered.Add(int64(d))
 		for i, e := range batch {
 			batch[i] = nil
-			if e.After(s.pos) && !s.deliver(yield, e) {
+			if e.After(s.pos) && !s.deliver(k, e) {
 				return
 			}
 		}
 		s.batch = batch[:0]
+		if !k.flush() {
+			return
+		}
 		if len(batch) > 0 {
 			if timer != nil {
 				timer.Reset(s.opt.Heartbeat)
@@ -215,7 +263,7 @@ func (s *Subscription) run(yield func(subscription.Event) bool) {
 			continue
 		}
 		if overflowed {
-			if !s.catchUp(yield) {
+			if !s.catchUp(k) {
 				return
 			}
 			continue
@@ -225,12 +273,12 @@ func (s *Subscription) run(yield func(subscription.Event) bool) {
 		case <-s.done:
 			return
 		case <-b.closing:
-			s.shutdown(yield)
+			s.shutdown(k)
 			return
 		case <-beat:
 			st := subscription.Event{Type: subscription.TypeStatus, Txn: b.Head()}
 			st.JSON = subscription.AppendStatus(nil, st.Txn)
-			if !s.deliver(yield, &st) {
+			if !s.deliver(k, &st) || !k.flush() {
 				return
 			}
 			timer.Reset(s.opt.Heartbeat)
@@ -239,14 +287,14 @@ func (s *Subscription) run(yield func(subscription.Event) bool) {
 }
 
 // deliver yields e and records its cursor as the position.
-func (s *Subscription) deliver(yield func(subscription.Event) bool, e *subscription.Event) bool {
+func (s *Subscription) deliver(k *sink, e *subscription.Event) bool {
 	select {
 	case <-s.done:
 		return false
 	default:
 	}
 	s.b.stats.delivered.Add(1)
-	if !yield(*e) {
+	if !k.put(e) {
 		return false
 	}
 	if e.HasCursor() {
@@ -256,31 +304,33 @@ func (s *Subscription) deliver(yield func(subscription.Event) bool, e *subscript
 }
 
 // shutdown delivers what is still queued and then the shutting_down error.
-func (s *Subscription) shutdown(yield func(subscription.Event) bool) {
+func (s *Subscription) shutdown(k *sink) {
 	batch, overflowed, d := s.sub.q.Take(nil)
 	s.b.stats.buffered.Add(int64(d))
 	if !overflowed {
 		for _, e := range batch {
-			if e.After(s.pos) && !s.deliver(yield, e) {
+			if e.After(s.pos) && !s.deliver(k, e) {
 				return
 			}
 		}
 	}
-	s.fail(yield, subscription.CodeShuttingDown, "the broker is shutting down; resume from the cursor")
+	s.fail(k, subscription.CodeShuttingDown, "the broker is shutting down; resume from the cursor")
 }
 
 // fail delivers an error event naming the cursor to resume from.
-func (s *Subscription) fail(yield func(subscription.Event) bool, code, description string) {
+func (s *Subscription) fail(k *sink, code, description string) {
 	e := subscription.Event{Type: subscription.TypeError, Txn: s.pos.Pos.Txn, Action: code}
 	e.JSON = subscription.AppendError(nil, e.Txn, code, description, s.pos.String())
-	s.deliver(yield, &e)
+	if s.deliver(k, &e) {
+		k.flush()
+	}
 }
 
 // catchUp reads the log from the position until it has read everything
 // committed, then rejoins live delivery: under the commit lock, when the
 // log holds nothing it has not read, pushes resume, and from there on the
 // queue holds exactly what follows. It returns false when the stream ends.
-func (s *Subscription) catchUp(yield func(subscription.Event) bool) bool {
+func (s *Subscription) catchUp(k *sink) bool {
 	b := s.b
 	b.stats.catchingUp.Add(1)
 	defer b.stats.catchingUp.Add(-1)
@@ -290,7 +340,7 @@ func (s *Subscription) catchUp(yield func(subscription.Event) bool) bool {
 		cat := b.cat.Load()
 		for rec, err := range b.log.Read(txlog.Cursor{Log: s.pos.Log, Pos: from}) {
 			if err != nil {
-				return s.readFailed(yield, err)
+				return s.readFailed(k, err)
 			}
 			writes, first := rec.After(from)
 			for i := range writes {
@@ -304,7 +354,7 @@ func (s *Subscription) catchUp(yield func(subscription.Event) bool) bool {
 					we.changes = d.Changes()
 				}
 				for _, e := range we.eventsFor(&s.sub.spec) {
-					if e.After(s.pos) && !s.deliver(yield, e) {
+					if e.After(s.pos) && !s.deliver(k, e) {
 						return false
 					}
 				}
@@ -312,15 +362,18 @@ func (s *Subscription) catchUp(yield func(subscription.Event) bool) bool {
 			from = rec.Last()
 			select {
 			case <-b.closing:
-				s.shutdown(yield)
+				s.shutdown(k)
 				return false
 			default:
 			}
 		}
+		if !k.flush() {
+			return false
+		}
 		b.mu.Lock()
 		if b.closed {
 			b.mu.Unlock()
-			s.shutdown(yield)
+			s.shutdown(k)
 			return false
 		}
 		if b.head <= from.Txn {
@@ -334,16 +387,16 @@ func (s *Subscription) catchUp(yield func(subscription.Event) bool) bool {
 }
 
 // readFailed turns a log error into the stream's end.
-func (s *Subscription) readFailed(yield func(subscription.Event) bool, err error) bool {
+func (s *Subscription) readFailed(k *sink, err error) bool {
 	switch {
 	case errors.Is(err, txlog.ErrHistoryUnavailable):
-		s.fail(yield, subscription.CodeHistoryUnavailable,
+		s.fail(k, subscription.CodeHistoryUnavailable,
 			"this subscriber fell behind the retained history; start again with a snapshot")
 	case errors.Is(err, txlog.ErrClosed):
-		s.shutdown(yield)
+		s.shutdown(k)
 	default:
 		s.b.logger.Error("broker: reading the log for a subscriber", "err", err)
-		s.fail(yield, "internal", err.Error())
+		s.fail(k, "internal", err.Error())
 	}
 	return false
 }
@@ -365,7 +418,7 @@ func before(p txlog.Pos) txlog.Pos {
 }
 
 // snapshot delivers the snapshot pages, if asked for.
-func (s *Subscription) snapshot(yield func(subscription.Event) bool) bool {
+func (s *Subscription) snapshot(k *sink) bool {
 	if !s.opt.Snapshot || s.opt.Cursor != "" {
 		return true
 	}
@@ -373,7 +426,7 @@ func (s *Subscription) snapshot(yield func(subscription.Event) bool) bool {
 	page := func(ms []subscription.Member, withData, last bool) bool {
 		e := subscription.Event{Type: subscription.TypeSnapshot, Txn: txn}
 		e.JSON = subscription.AppendSnapshot(nil, txn, ms, f&^subscription.FieldIndex|subscription.FieldDocument, withData, last)
-		return s.deliver(yield, &e)
+		return s.deliver(k, &e)
 	}
 	if s.sub.spec.target.Kind == subscription.KindDocument {
 		return page([]subscription.Member{{Ref: s.doc.ref, TS: s.doc.ts, Data: s.doc.data}}, true, true)
@@ -387,7 +440,7 @@ func (s *Subscription) snapshot(yield func(subscription.Event) bool) bool {
 		var err error
 		entries, more, err = s.sets.Page(entries[:0], s.sub.spec.key, pos, s.opt.SnapshotPageSize)
 		if err != nil {
-			s.fail(yield, "internal", err.Error())
+			s.fail(k, "internal", err.Error())
 			return false
 		}
 		members = members[:0]
@@ -400,7 +453,7 @@ func (s *Subscription) snapshot(yield func(subscription.Event) bool) bool {
 		}
 		e := subscription.Event{Type: subscription.TypeSnapshot, Txn: txn}
 		e.JSON = subscription.AppendSnapshot(nil, txn, members, f, s.opt.Data, !more)
-		if !s.deliver(yield, &e) {
+		if !s.deliver(k, &e) || !k.flush() {
 			return false
 		}
 		if !more {
