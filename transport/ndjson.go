@@ -1,0 +1,55 @@
+package transport
+
+import (
+	"net/http"
+
+	"github.com/tidings/tidings/subscription"
+)
+
+// Stream returns the NDJSON stream handler, Fauna's shape: POST a JSON
+// StreamRequest (fields may also be given as ?fields=prev,diff); the
+// response is 200 application/x-ndjson, each event one JSON line followed
+// by \r\n, start first.
+func (s *Server) Stream() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.preflight(w, r, "POST, OPTIONS") {
+			return
+		}
+		s.cors(w, r)
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST, OPTIONS")
+			writeError(w, &Error{http.StatusMethodNotAllowed, CodeInvalidRequest, "use POST with a JSON body"})
+			return
+		}
+		body := http.MaxBytesReader(w, r.Body, orDefault(s.MaxBodyBytes, DefaultMaxBodyBytes))
+		req, err := decodeStreamRequest(body)
+		if err != nil {
+			writeError(w, errorFor(err))
+			return
+		}
+		if q := r.URL.Query(); q.Has("fields") {
+			fs, err := subscription.ParseFields(q.Get("fields"))
+			if err != nil {
+				writeError(w, badRequest("%v", err))
+				return
+			}
+			req.Fields = fieldList{set: true, fields: fs}
+		}
+		s.serve(w, r, req, ndjson{})
+	})
+}
+
+type ndjson struct{}
+
+func (ndjson) header(h http.Header) {
+	h.Set("Content-Type", "application/x-ndjson")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+}
+
+func (ndjson) preamble(dst []byte) []byte { return dst }
+
+func (ndjson) event(dst []byte, e *subscription.Event) []byte {
+	dst = append(dst, e.JSON...)
+	return append(dst, '\r', '\n')
+}

@@ -1,0 +1,198 @@
+package transport
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/subscription"
+	"github.com/tidings/tidings/txlog"
+)
+
+// StreamRequest is what a client asks for: one target and its options. It
+// is the JSON body of an NDJSON stream request, and, field by field, the
+// query string of an SSE or feed request:
+//
+//	{"collection": "spells"}                                   the collection's documents
+//	{"index": "spells_by_element", "terms": ["fire"]}          an index matched on terms
+//	{"index": "all_spells"}                                    a term-less index
+//	{"document": {"collection": "spells", "id": "101"}}        one document
+//
+// with the options "fields" (a list, or a comma-separated string, of
+// action, document, prev, diff, index), "snapshot", "cursor", "updates",
+// "data" and "page_size" (snapshot page size).
+type StreamRequest struct {
+	Collection string            `json:"collection,omitempty"`
+	Index      string            `json:"index,omitempty"`
+	Terms      []json.RawMessage `json:"terms,omitempty"`
+	Document   *txlog.Ref        `json:"document,omitempty"`
+	Fields     fieldList         `json:"fields,omitempty"`
+	Snapshot   bool              `json:"snapshot,omitempty"`
+	Cursor     string            `json:"cursor,omitempty"`
+	Updates    bool              `json:"updates,omitempty"`
+	Data       bool              `json:"data,omitempty"`
+	PageSize   int               `json:"page_size,omitempty"`
+}
+
+// fieldList reads fields as a JSON list or a comma-separated string.
+type fieldList struct {
+	set    bool
+	fields subscription.Fields
+}
+
+func (f *fieldList) UnmarshalJSON(b []byte) error {
+	var list []string
+	if err := json.Unmarshal(b, &list); err != nil {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return errors.New(`"fields" must be a list of strings or a comma-separated string`)
+		}
+		list = []string{s}
+	}
+	fs, err := subscription.ParseFields(strings.Join(list, ","))
+	if err != nil {
+		return err
+	}
+	f.set, f.fields = true, fs
+	return nil
+}
+
+// maxTerms bounds the terms of one request.
+const maxTerms = 64
+
+// decodeStreamRequest reads a JSON body: one object, no unknown fields,
+// nothing after it.
+func decodeStreamRequest(body io.Reader) (StreamRequest, error) {
+	var req StreamRequest
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var maxBytes *http.MaxBytesError
+		if errors.As(err, &maxBytes) {
+			return req, err
+		}
+		return req, badRequest("the body is not a valid stream request: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return req, badRequest("the body holds more than one JSON value")
+	}
+	return req, nil
+}
+
+// queryStreamRequest reads the query string of an SSE or feed request:
+// collection, index, terms (a JSON array), collection+id for a document,
+// fields, snapshot, cursor, updates, data, page_size. Unknown parameters
+// are refused, like unknown fields in a body, except those in allow.
+func queryStreamRequest(q url.Values, allow ...string) (StreamRequest, error) {
+	var req StreamRequest
+	known := map[string]bool{"collection": true, "id": true, "index": true, "terms": true, "fields": true,
+		"snapshot": true, "cursor": true, "updates": true, "data": true, "page_size": true}
+	for _, a := range allow {
+		known[a] = true
+	}
+	for k, vs := range q {
+		if !known[k] {
+			return req, badRequest("unknown query parameter %q", k)
+		}
+		if len(vs) != 1 {
+			return req, badRequest("query parameter %q is given %d times", k, len(vs))
+		}
+	}
+	req.Collection = q.Get("collection")
+	req.Index = q.Get("index")
+	req.Cursor = q.Get("cursor")
+	if id := q.Get("id"); id != "" || q.Has("id") {
+		req.Document = &txlog.Ref{Collection: req.Collection, ID: id}
+		req.Collection = ""
+	}
+	if t := q.Get("terms"); t != "" {
+		if err := json.Unmarshal([]byte(t), &req.Terms); err != nil {
+			return req, badRequest("terms must be a JSON array: %v", err)
+		}
+	}
+	if q.Has("fields") {
+		fs, err := subscription.ParseFields(q.Get("fields"))
+		if err != nil {
+			return req, badRequest("%v", err)
+		}
+		req.Fields = fieldList{set: true, fields: fs}
+	}
+	var err error
+	for name, dst := range map[string]*bool{"snapshot": &req.Snapshot, "updates": &req.Updates, "data": &req.Data} {
+		if q.Has(name) {
+			if *dst, err = parseBool(q.Get(name)); err != nil {
+				return req, badRequest("%s: %v", name, err)
+			}
+		}
+	}
+	if q.Has("page_size") {
+		if req.PageSize, err = strconv.Atoi(q.Get("page_size")); err != nil {
+			return req, badRequest("page_size must be an integer")
+		}
+	}
+	return req, nil
+}
+
+// parseBool accepts what a URL usually says: true/false, 1/0, and an empty
+// value (?snapshot) for true.
+func parseBool(s string) (bool, error) {
+	if s == "" {
+		return true, nil
+	}
+	return strconv.ParseBool(s)
+}
+
+// target turns the request into a subscription target and options.
+func (req *StreamRequest) target() (subscription.Target, subscription.Options, error) {
+	var t subscription.Target
+	n := 0
+	if req.Collection != "" {
+		n++
+		t = subscription.Collection(req.Collection)
+	}
+	if req.Index != "" {
+		n++
+		if len(req.Terms) > maxTerms {
+			return t, subscription.Options{}, badRequest("more than %d terms", maxTerms)
+		}
+		terms := make([]any, len(req.Terms))
+		for i, raw := range req.Terms {
+			v, err := index.ParseValue(bytes.TrimSpace(raw))
+			if err != nil {
+				return t, subscription.Options{}, badRequest("term %d: %v", i, err)
+			}
+			terms[i] = v
+		}
+		var err error
+		if t, err = subscription.Match(req.Index, terms...); err != nil {
+			return t, subscription.Options{}, badRequest("%v", err)
+		}
+	} else if len(req.Terms) > 0 {
+		return t, subscription.Options{}, badRequest("terms without an index")
+	}
+	if req.Document != nil {
+		n++
+		if req.Document.Collection == "" || req.Document.ID == "" {
+			return t, subscription.Options{}, badRequest("a document needs a collection and an id")
+		}
+		t = subscription.Document(*req.Document)
+	}
+	if n != 1 {
+		return t, subscription.Options{}, badRequest("name exactly one target: a collection, an index, or a document")
+	}
+	opt := subscription.Options{Snapshot: req.Snapshot, Cursor: req.Cursor, Updates: req.Updates,
+		Data: req.Data, SnapshotPageSize: req.PageSize}
+	if req.Fields.set {
+		opt.Fields = req.Fields.fields
+	}
+	if opt.SnapshotPageSize < 0 || opt.SnapshotPageSize > subscription.MaxSnapshotPageSize {
+		return t, opt, badRequest("page_size must be between 1 and %d", subscription.MaxSnapshotPageSize)
+	}
+	return t, opt, nil
+}

@@ -1,0 +1,207 @@
+package transport
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/tidings/tidings/broker"
+	"github.com/tidings/tidings/subscription"
+)
+
+// Server serves a broker over HTTP: NDJSON streams (Stream), Server-Sent
+// Events (SSE), and, if EnableWrites is set, a write endpoint (Write). As
+// an http.Handler it routes POST {prefix}/stream, GET {prefix}/sse and
+// POST {prefix}/write by the last path element, so it mounts under any
+// prefix; each part can also be mounted on its own.
+//
+// Only Broker is required; every other field has a working default. Set
+// the fields before serving and do not change them afterwards. For the
+// per-connection stream limit, the http.Server must be set up with
+// ConfigureServer.
+type Server struct {
+	Broker *broker.Broker
+
+	// MaxStreamsPerConn bounds the concurrent streams of one client
+	// connection; the next is refused with 429 at once. Default 100.
+	MaxStreamsPerConn int
+	// Heartbeat is the period of heartbeats on an idle stream (a status
+	// event on NDJSON, a comment line on SSE). Default 15s.
+	Heartbeat time.Duration
+	// MaxLifetime ends a stream after this long with an error event
+	// stream_lifetime that carries the cursor to resume from. Default 1h.
+	MaxLifetime time.Duration
+	// WriteTimeout bounds every write to a stream: a client that stops
+	// reading is cut off and everything it held is freed. Default 15s.
+	WriteTimeout time.Duration
+	// MaxBodyBytes caps request bodies (413 beyond). Default 1 MiB.
+	MaxBodyBytes int64
+	// Retry is the reconnection delay sent to EventSource. Default 2s.
+	Retry time.Duration
+	// ShutdownWindow spreads the end of streams at Shutdown over a random
+	// delay up to this long, so that clients do not all reconnect at once.
+	// Default 2s.
+	ShutdownWindow time.Duration
+	// Authorize, if set, is asked before a stream starts and every
+	// Heartbeat during it: an error refuses the stream (401 for
+	// ErrUnauthorized, 403 otherwise) or ends it with permission_denied.
+	// It must be safe for concurrent use.
+	Authorize func(r *http.Request, t subscription.Target) error
+	// AllowedOrigins lists the origins allowed cross-origin ("*" for any).
+	AllowedOrigins []string
+	// AllowCredentials lets the origins listed by name (never "*") send
+	// credentials.
+	AllowCredentials bool
+	// EnableWrites serves the write endpoint.
+	EnableWrites bool
+	// Logger receives what the server has to say; slog.Default() if nil.
+	Logger *slog.Logger
+
+	mu       sync.Mutex
+	streams  map[*stream]struct{}
+	closing  bool
+	handlers sync.WaitGroup
+}
+
+// Defaults of Server.
+const (
+	DefaultMaxStreamsPerConn = 100
+	DefaultHeartbeat         = 15 * time.Second
+	DefaultMaxLifetime       = time.Hour
+	DefaultWriteTimeout      = 15 * time.Second
+	DefaultMaxBodyBytes      = 1 << 20
+	DefaultRetry             = 2 * time.Second
+	DefaultShutdownWindow    = 2 * time.Second
+)
+
+func orDefault[T comparable](v, d T) T {
+	var zero T
+	if v == zero {
+		return d
+	}
+	return v
+}
+
+func (s *Server) logger() *slog.Logger { return orDefault(s.Logger, slog.Default()) }
+
+// ServeHTTP routes by the last element of the path: stream, sse, write.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	for len(p) > 0 && p[len(p)-1] == '/' {
+		p = p[:len(p)-1]
+	}
+	name := p[lastSlash(p)+1:]
+	switch name {
+	case "stream":
+		s.Stream().ServeHTTP(w, r)
+	case "sse":
+		s.SSE().ServeHTTP(w, r)
+	case "write":
+		if s.EnableWrites {
+			s.Write().ServeHTTP(w, r)
+			return
+		}
+		fallthrough
+	default:
+		s.cors(w, r)
+		writeError(w, &Error{http.StatusNotFound, CodeNotFound, "no endpoint " + r.URL.Path})
+	}
+}
+
+func lastSlash(p string) int {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] == '/' {
+			return i
+		}
+	}
+	return -1
+}
+
+// cors sets the CORS headers of a response, errors included: the exact
+// origin when it is allowed (with credentials only if it is listed by
+// name), "*" for an open server without credentials, nothing otherwise.
+// An arbitrary Origin is never reflected with credentials.
+func (s *Server) cors(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	if origin == "" || len(s.AllowedOrigins) == 0 {
+		return
+	}
+	h := w.Header()
+	h.Add("Vary", "Origin")
+	switch {
+	case slices.Contains(s.AllowedOrigins, origin):
+		h.Set("Access-Control-Allow-Origin", origin)
+		if s.AllowCredentials {
+			h.Set("Access-Control-Allow-Credentials", "true")
+		}
+	case slices.Contains(s.AllowedOrigins, "*"):
+		h.Set("Access-Control-Allow-Origin", "*")
+	default:
+		return
+	}
+	h.Set("Access-Control-Expose-Headers", "Retry-After")
+}
+
+// preflight answers a CORS preflight; it reports whether r was one.
+func (s *Server) preflight(w http.ResponseWriter, r *http.Request, methods string) bool {
+	if r.Method != http.MethodOptions {
+		return false
+	}
+	s.cors(w, r)
+	h := w.Header()
+	h.Set("Access-Control-Allow-Methods", methods)
+	h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, Last-Event-ID")
+	h.Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
+	return true
+}
+
+// Shutdown ends every stream with an error event shutting_down carrying
+// its cursor, each after a random delay within ShutdownWindow, refuses new
+// streams with 503, and returns when every stream handler has returned or
+// ctx is done. Call it before http.Server.Shutdown, which does not wait
+// for streams (they never go idle).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	window := orDefault(s.ShutdownWindow, DefaultShutdownWindow)
+	for st := range s.streams {
+		delay := time.Duration(rand.Int64N(int64(window) + 1))
+		st.endAfter(delay, errShutdown)
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.handlers.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// register adds a stream, or refuses it while shutting down.
+func (s *Server) register(st *stream) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	if s.streams == nil {
+		s.streams = map[*stream]struct{}{}
+	}
+	s.streams[st] = struct{}{}
+	s.handlers.Add(1)
+	return true
+}
+
+func (s *Server) unregister(st *stream) {
+	s.mu.Lock()
+	delete(s.streams, st)
+	s.mu.Unlock()
+	s.handlers.Done()
+}

@@ -1,0 +1,97 @@
+package transport
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tidings/tidings/subscription"
+)
+
+// SSEErrorEvent is the SSE event name of error events. It is not "error",
+// because EventSource fires "error" for its own connection errors: a page
+// listens for "stream_error" to tell the stream's end (with the code and
+// the cursor to resume from) from a broken connection.
+const SSEErrorEvent = "stream_error"
+
+// SSE returns the Server-Sent Events handler, for the browser's
+// EventSource: GET with the StreamRequest in the query string. Each event
+// is "id: <cursor>" (on every event that has one), "event: <type>" and
+// "data: <the JSON line>"; a "retry:" line comes first; heartbeats are
+// comment lines. Last-Event-ID, or a cursor parameter, resumes; when both
+// are given Last-Event-ID wins, since a reconnecting EventSource sends the
+// original URL.
+func (s *Server) SSE() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.preflight(w, r, "GET, OPTIONS") {
+			return
+		}
+		s.cors(w, r)
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", "GET, OPTIONS")
+			writeError(w, &Error{http.StatusMethodNotAllowed, CodeInvalidRequest, "use GET"})
+			return
+		}
+		req, err := queryStreamRequest(r.URL.Query())
+		if err != nil {
+			writeError(w, errorFor(err))
+			return
+		}
+		if id := r.Header.Get("Last-Event-ID"); id != "" {
+			req.Cursor = id
+		}
+		s.serve(w, r, req, sse{retry: orDefault(s.Retry, DefaultRetry)})
+	})
+}
+
+type sse struct{ retry time.Duration }
+
+func (sse) header(h http.Header) {
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+}
+
+func (f sse) preamble(dst []byte) []byte {
+	dst = append(dst, "retry: "...)
+	dst = strconv.AppendInt(dst, f.retry.Milliseconds(), 10)
+	return append(dst, "\n\n"...)
+}
+
+// event appends one SSE event. No value can start a new field: the cursor
+// is base64url, the names are fixed, and the JSON line is compact; should
+// a CR or LF reach it anyway, it is written as a space, which in JSON is
+// only ever whitespace between tokens (inside strings they are escaped).
+func (sse) event(dst []byte, e *subscription.Event) []byte {
+	if e.Type == subscription.TypeStatus {
+		dst = append(dst, ": "...)
+		dst = appendLine(dst, e.JSON)
+		return append(dst, "\n\n"...)
+	}
+	if e.HasCursor() {
+		dst = append(dst, "id: "...)
+		dst = appendLine(dst, []byte(e.Cursor.String()))
+		dst = append(dst, '\n')
+	}
+	name := e.Type.String()
+	if e.Type == subscription.TypeError {
+		name = SSEErrorEvent
+	}
+	dst = append(dst, "event: "...)
+	dst = append(dst, name...)
+	dst = append(dst, "\ndata: "...)
+	dst = appendLine(dst, e.JSON)
+	return append(dst, "\n\n"...)
+}
+
+// appendLine appends b with every CR and LF replaced by a space.
+func appendLine(dst, b []byte) []byte {
+	start := len(dst)
+	dst = append(dst, b...)
+	for i := start; i < len(dst); i++ {
+		if dst[i] == '\r' || dst[i] == '\n' {
+			dst[i] = ' '
+		}
+	}
+	return dst
+}

@@ -1,0 +1,116 @@
+package transport
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/tidings/tidings/broker"
+	"github.com/tidings/tidings/txlog"
+)
+
+// WriteRequest is the body of the write endpoint: a transaction of writes,
+// committed all or nothing.
+//
+//	{"writes":[{"action":"create","collection":"spells","id":"1","data":{"element":"fire"}}]}
+//
+// action is create, replace, update (a merge patch), delete or upsert.
+type WriteRequest struct {
+	Writes []WriteOp `json:"writes"`
+}
+
+// WriteOp is one write of a WriteRequest.
+type WriteOp struct {
+	Action     string          `json:"action"`
+	Collection string          `json:"collection"`
+	ID         string          `json:"id"`
+	Data       json.RawMessage `json:"data,omitempty"`
+}
+
+// maxWrites bounds the writes of one request.
+const maxWrites = 10_000
+
+func decodeWriteRequest(body io.Reader) (WriteRequest, error) {
+	var req WriteRequest
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var maxBytes *http.MaxBytesError
+		if errors.As(err, &maxBytes) {
+			return req, err
+		}
+		return req, badRequest("the body is not a valid write request: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return req, badRequest("the body holds more than one JSON value")
+	}
+	if len(req.Writes) == 0 || len(req.Writes) > maxWrites {
+		return req, badRequest("a transaction needs 1 to %d writes", maxWrites)
+	}
+	for i, w := range req.Writes {
+		switch w.Action {
+		case "create", "replace", "update", "upsert":
+			if len(w.Data) == 0 {
+				return req, badRequest("write %d: %s needs data", i, w.Action)
+			}
+		case "delete":
+		default:
+			return req, badRequest("write %d: unknown action %q", i, w.Action)
+		}
+	}
+	return req, nil
+}
+
+// Write returns the write endpoint's handler: POST a WriteRequest, get
+// {"txn":N} back; the errors are those of broker.Commit (409 conflict for
+// a create of an existing document, 404 for a missing one or an unknown
+// collection, 400 for data that is not a JSON object). Mount it only where
+// writers are trusted: it does not call Authorize.
+func (s *Server) Write() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.preflight(w, r, "POST, OPTIONS") {
+			return
+		}
+		s.cors(w, r)
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST, OPTIONS")
+			writeError(w, &Error{http.StatusMethodNotAllowed, CodeInvalidRequest, "use POST with a JSON body"})
+			return
+		}
+		req, err := decodeWriteRequest(http.MaxBytesReader(w, r.Body, orDefault(s.MaxBodyBytes, DefaultMaxBodyBytes)))
+		if err != nil {
+			writeError(w, errorFor(err))
+			return
+		}
+		txn, err := s.Broker.Commit(r.Context(), func(tx *broker.Tx) error {
+			for _, op := range req.Writes {
+				ref := txlog.Ref{Collection: op.Collection, ID: op.ID}
+				var err error
+				switch op.Action {
+				case "create":
+					err = tx.Create(ref, op.Data)
+				case "replace":
+					err = tx.Replace(ref, op.Data)
+				case "update":
+					err = tx.Update(ref, op.Data)
+				case "delete":
+					err = tx.Delete(ref)
+				case "upsert":
+					err = tx.Upsert(ref, op.Data)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			writeError(w, errorFor(err))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"txn":` + strconv.FormatUint(uint64(txn), 10) + "}\n"))
+	})
+}
