@@ -47,6 +47,8 @@ type Broker struct {
 	subs   registry
 	closed bool
 	diffs  []index.Diff // reused by commits
+	// changeCh is closed by the next commit, for pages that wait for one.
+	changeCh chan struct{}
 
 	cat     atomic.Pointer[index.Catalog] // read without mu by catching-up subscribers
 	closing chan struct{}                 // closed by Close: wakes every subscriber
@@ -204,6 +206,7 @@ func (b *Broker) Close() error {
 	}
 	b.closed = true
 	close(b.closing)
+	b.notifyChanged()
 	b.mu.Unlock()
 	return b.log.Close()
 }

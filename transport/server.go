@@ -14,10 +14,11 @@ import (
 )
 
 // Server serves a broker over HTTP: NDJSON streams (Stream), Server-Sent
-// Events (SSE), and, if EnableWrites is set, a write endpoint (Write). As
-// an http.Handler it routes POST {prefix}/stream, GET {prefix}/sse and
-// POST {prefix}/write by the last path element, so it mounts under any
-// prefix; each part can also be mounted on its own.
+// Events (SSE), the pull feed (Feed), and, if EnableWrites is set, a write
+// endpoint (Write). As an http.Handler it routes POST {prefix}/stream,
+// GET {prefix}/sse, GET {prefix}/feed and POST {prefix}/write by the last
+// path element, so it mounts under any prefix; each part can also be
+// mounted on its own.
 //
 // Only Broker is required; every other field has a working default. Set
 // the fields before serving and do not change them afterwards. For the
@@ -61,6 +62,7 @@ type Server struct {
 	// Logger receives what the server has to say; slog.Default() if nil.
 	Logger *slog.Logger
 
+	polls    collapse // concurrent long-polls of the feed
 	mu       sync.Mutex
 	streams  map[*stream]struct{}
 	closing  bool
@@ -88,7 +90,8 @@ func orDefault[T comparable](v, d T) T {
 
 func (s *Server) logger() *slog.Logger { return orDefault(s.Logger, slog.Default()) }
 
-// ServeHTTP routes by the last element of the path: stream, sse, write.
+// ServeHTTP routes by the last element of the path: stream, sse, feed,
+// write.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	for len(p) > 0 && p[len(p)-1] == '/' {
@@ -100,6 +103,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.Stream().ServeHTTP(w, r)
 	case "sse":
 		s.SSE().ServeHTTP(w, r)
+	case "feed":
+		s.Feed().ServeHTTP(w, r)
 	case "write":
 		if s.EnableWrites {
 			s.Write().ServeHTTP(w, r)

@@ -60,11 +60,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req StreamRequest
 	}
 	if s.Authorize != nil {
 		if err := s.Authorize(r, target); err != nil {
-			e := errorFor(err)
-			if e.Status != http.StatusUnauthorized {
-				e = &Error{http.StatusForbidden, CodePermissionDenied, err.Error()}
-			}
-			writeError(w, e)
+			writeError(w, authError(err))
 			return
 		}
 	}
@@ -149,4 +145,13 @@ func errorEvent(txn txlog.Txn, code, description string, c txlog.Cursor) *subscr
 	e := &subscription.Event{Type: subscription.TypeError, Txn: txn, Action: code}
 	e.JSON = subscription.AppendError(nil, txn, code, description, c.String())
 	return e
+}
+
+// authError is the response to an error from Authorize: 401 for
+// ErrUnauthorized, 403 for anything else.
+func authError(err error) *Error {
+	if e := errorFor(err); e.Status == http.StatusUnauthorized {
+		return e
+	}
+	return &Error{http.StatusForbidden, CodePermissionDenied, err.Error()}
 }
