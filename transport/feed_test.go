@@ -142,14 +142,14 @@ func TestFeedErrors(t *testing.T) {
 	c := client("h1")
 	defer c.CloseIdleConnections()
 	for q, want := range map[string]int{
-		"collection=spells&page_size=5000":             400,
-		"collection=spells&wait=forever":               400,
-		"collection=spells&wait=3600":                  400,
-		"collection=spells&snapshot=true":              400,
-		"collection=spells&bogus=1":                    400,
-		"collection=potions":                           404,
-		"collection=spells&cursor=nope":                410,
-		"index=spells_by_element":                      400,
+		"collection=spells&page_size=5000":            400,
+		"collection=spells&wait=forever":              400,
+		"collection=spells&wait=3600":                 400,
+		"collection=spells&snapshot=true":             400,
+		"collection=spells&bogus=1":                   400,
+		"collection=potions":                          404,
+		"collection=spells&cursor=nope":               410,
+		"index=spells_by_element":                     400,
 		"collection=spells&cursor=" + foreignCursor(): 410,
 	} {
 		resp, _ := getFeed(t, c, ts.URL+"/feed?"+q)
