@@ -145,6 +145,10 @@ func (b *Broker) Subscribe(ctx context.Context, target subscription.Target, opt 
 // Start returns the stream's start txn.
 func (s *Subscription) Start() txlog.Txn { return s.start.Txn }
 
+// StartCursor returns the cursor of the start event: resuming from it
+// gives the whole stream after the start again.
+func (s *Subscription) StartCursor() txlog.Cursor { return s.start.Cursor }
+
 // Close ends the subscription and frees its queue. An Events loop in
 // progress returns. Safe to call more than once, from any goroutine.
 func (s *Subscription) Close() {

@@ -53,3 +53,17 @@ func (ndjson) event(dst []byte, e *subscription.Event) []byte {
 	dst = append(dst, e.JSON...)
 	return append(dst, '\r', '\n')
 }
+
+func (f ndjson) named(dst []byte, e *subscription.Event, name []byte, _ string) []byte {
+	dst = appendNamed(dst, e.JSON, name)
+	return append(dst, '\r', '\n')
+}
+
+// appendNamed appends an event's JSON with "subscription":name as its
+// first member: the shared bytes are spliced, not decoded and encoded.
+func appendNamed(dst, event, name []byte) []byte {
+	dst = append(dst, `{"subscription":`...)
+	dst = append(dst, name...)
+	dst = append(dst, ',')
+	return append(dst, event[1:]...)
+}

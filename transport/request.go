@@ -38,7 +38,16 @@ type StreamRequest struct {
 	Updates    bool              `json:"updates,omitempty"`
 	Data       bool              `json:"data,omitempty"`
 	PageSize   int               `json:"page_size,omitempty"`
+
+	// Subscriptions carries many subscriptions over one stream, by name,
+	// instead of one target: each event then names its subscription. With
+	// it, only Cursor may be set beside it: the compound cursor of an
+	// earlier stream of the same subscriptions, which resumes them all.
+	Subscriptions map[string]StreamRequest `json:"subscriptions,omitempty"`
 }
+
+// MaxSubscriptionsPerStream bounds the subscriptions of one stream.
+const MaxSubscriptionsPerStream = 256
 
 // fieldList reads fields as a JSON list or a comma-separated string.
 type fieldList struct {
@@ -91,7 +100,7 @@ func decodeStreamRequest(body io.Reader) (StreamRequest, error) {
 // are refused, like unknown fields in a body, except those in allow.
 func queryStreamRequest(q url.Values, allow ...string) (StreamRequest, error) {
 	var req StreamRequest
-	known := map[string]bool{"collection": true, "id": true, "index": true, "terms": true, "fields": true,
+	known := map[string]bool{"subscriptions": true, "collection": true, "id": true, "index": true, "terms": true, "fields": true,
 		"snapshot": true, "cursor": true, "updates": true, "data": true, "page_size": true}
 	for _, a := range allow {
 		known[a] = true
@@ -110,6 +119,11 @@ func queryStreamRequest(q url.Values, allow ...string) (StreamRequest, error) {
 	if id := q.Get("id"); id != "" || q.Has("id") {
 		req.Document = &txlog.Ref{Collection: req.Collection, ID: id}
 		req.Collection = ""
+	}
+	if subs := q.Get("subscriptions"); subs != "" {
+		if err := json.Unmarshal([]byte(subs), &req.Subscriptions); err != nil {
+			return req, badRequest("subscriptions must be a JSON object of stream requests: %v", err)
+		}
 	}
 	if t := q.Get("terms"); t != "" {
 		if err := json.Unmarshal([]byte(t), &req.Terms); err != nil {

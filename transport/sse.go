@@ -62,25 +62,46 @@ func (f sse) preamble(dst []byte) []byte {
 // is base64url, the names are fixed, and the JSON line is compact; should
 // a CR or LF reach it anyway, it is written as a space, which in JSON is
 // only ever whitespace between tokens (inside strings they are escaped).
-func (sse) event(dst []byte, e *subscription.Event) []byte {
+func (f sse) event(dst []byte, e *subscription.Event) []byte {
+	id := ""
+	if e.HasCursor() {
+		id = e.Cursor.String()
+	}
+	return f.named(dst, e, nil, id)
+}
+
+// named appends an event of a multiplexed stream: its data names its
+// subscription, and id (the stream's compound cursor) resumes them all.
+func (sse) named(dst []byte, e *subscription.Event, name []byte, id string) []byte {
 	if e.Type == subscription.TypeStatus {
 		dst = append(dst, ": "...)
 		dst = appendLine(dst, e.JSON)
 		return append(dst, "\n\n"...)
 	}
-	if e.HasCursor() {
+	if id != "" {
 		dst = append(dst, "id: "...)
-		dst = appendLine(dst, []byte(e.Cursor.String()))
+		dst = appendLine(dst, []byte(id))
 		dst = append(dst, '\n')
 	}
-	name := e.Type.String()
+	evname := e.Type.String()
 	if e.Type == subscription.TypeError {
-		name = SSEErrorEvent
+		evname = SSEErrorEvent
 	}
 	dst = append(dst, "event: "...)
-	dst = append(dst, name...)
+	dst = append(dst, evname...)
 	dst = append(dst, "\ndata: "...)
-	dst = appendLine(dst, e.JSON)
+	if name != nil {
+		start := len(dst)
+		dst = appendNamed(dst, e.JSON, name)
+		tail := dst[start:]
+		for i := range tail {
+			if tail[i] == '\r' || tail[i] == '\n' {
+				tail[i] = ' '
+			}
+		}
+	} else {
+		dst = appendLine(dst, e.JSON)
+	}
 	return append(dst, "\n\n"...)
 }
 

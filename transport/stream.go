@@ -45,43 +45,36 @@ type framer interface {
 	header(h http.Header)
 	preamble(dst []byte) []byte
 	event(dst []byte, e *subscription.Event) []byte
+	// named frames an event of a multiplexed stream: name is the
+	// subscription's JSON-quoted name, id the stream's compound cursor
+	// (used by SSE, whose Last-Event-ID must resume every subscription).
+	named(dst []byte, e *subscription.Event, name []byte, id string) []byte
 }
 
-// serve runs one stream: it checks the request, subscribes, and writes
-// every batch of events with one write and one flush, until the client
-// goes, the broker ends the stream, or the server does (shutdown, maximum
-// lifetime, a refused re-authorization), in which case it ends the stream
-// with an error event that carries the cursor to resume from.
+// serve runs one stream of one subscription: it checks the request,
+// subscribes, and writes every batch of events with one write and one
+// flush, until the client goes, the broker ends the stream, or the server
+// does (shutdown, maximum lifetime, a refused re-authorization), in which
+// case it ends the stream with an error event that carries the cursor to
+// resume from.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, req StreamRequest, f framer) {
+	if len(req.Subscriptions) > 0 {
+		s.serveMulti(w, r, req, f)
+		return
+	}
 	target, opt, err := req.target()
 	if err != nil {
 		writeError(w, errorFor(err))
 		return
 	}
-	if s.Authorize != nil {
-		if err := s.Authorize(r, target); err != nil {
-			writeError(w, authError(err))
-			return
-		}
+	if !s.authorize(w, r, target) {
+		return
 	}
-	release, ok := acquire(r, orDefault(s.MaxStreamsPerConn, DefaultMaxStreamsPerConn))
+	ctx, end, ok := s.begin(w, r)
 	if !ok {
-		writeError(w, &Error{http.StatusTooManyRequests, CodeTooManyStreams,
-			fmt.Sprintf("this connection has %d streams open already; open another connection", orDefault(s.MaxStreamsPerConn, DefaultMaxStreamsPerConn))})
 		return
 	}
-	defer release()
-
-	ctx, cancel := context.WithCancelCause(r.Context())
-	defer cancel(nil)
-	st := &stream{cancel: cancel}
-	if !s.register(st) {
-		writeError(w, &Error{http.StatusServiceUnavailable, CodeShuttingDown, "the server is shutting down"})
-		return
-	}
-	defer s.unregister(st)
-	defer st.stopTimers()
-	st.endAfter(orDefault(s.MaxLifetime, DefaultMaxLifetime), errLifetime)
+	defer end()
 
 	opt.Heartbeat = orDefault(s.Heartbeat, DefaultHeartbeat)
 	sub, err := s.Broker.Subscribe(ctx, target, opt)
@@ -91,17 +84,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req StreamRequest
 	}
 	defer sub.Close()
 
-	f.header(w.Header())
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	writeTimeout := orDefault(s.WriteTimeout, DefaultWriteTimeout)
-	write := func(buf []byte) bool {
-		rc.SetWriteDeadline(time.Now().Add(writeTimeout)) // not every writer has deadlines
-		if _, err := w.Write(buf); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
+	sw := s.startResponse(w, f)
 	buf := f.preamble(nil)
 	var last txlog.Cursor
 	ended := false
@@ -110,8 +93,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req StreamRequest
 			e := &batch[i]
 			if e.Type == subscription.TypeStatus && s.Authorize != nil {
 				if err := s.Authorize(r, target); err != nil {
-					buf = f.event(buf, errorEvent(e.Txn, CodePermissionDenied, err.Error(), last))
-					write(buf)
+					buf = f.event(buf, errorEvent(e.Txn, CodePermissionDenied, err.Error(), last.String()))
+					sw.write(buf)
 					return
 				}
 			}
@@ -121,7 +104,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req StreamRequest
 			}
 			ended = e.Type == subscription.TypeError
 		}
-		if !write(buf) {
+		if !sw.write(buf) {
 			return
 		}
 		buf = buf[:0]
@@ -129,21 +112,87 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req StreamRequest
 	if ended {
 		return
 	}
-	var code string
-	switch cause := context.Cause(ctx); {
-	case errors.Is(cause, errShutdown):
-		code = CodeShuttingDown
-	case errors.Is(cause, errLifetime):
-		code = CodeStreamLifetime
-	default:
-		return // the client went away
+	if code, ok := endCode(ctx); ok {
+		sw.write(f.event(buf, errorEvent(last.Pos.Txn, code, context.Cause(ctx).Error()+"; resume from the cursor", last.String())))
 	}
-	write(f.event(buf, errorEvent(last.Pos.Txn, code, context.Cause(ctx).Error()+"; resume from the cursor", last)))
 }
 
-func errorEvent(txn txlog.Txn, code, description string, c txlog.Cursor) *subscription.Event {
+// authorize asks the Authorize hook, answering 401 or 403 on refusal.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, t subscription.Target) bool {
+	if s.Authorize == nil {
+		return true
+	}
+	if err := s.Authorize(r, t); err != nil {
+		writeError(w, authError(err))
+		return false
+	}
+	return true
+}
+
+// begin does what every stream does before it subscribes: it counts the
+// stream on its connection (429 beyond the limit), registers it for
+// Shutdown (503 while shutting down), and arms its maximum lifetime. The
+// returned context ends with the stream; end releases it all.
+func (s *Server) begin(w http.ResponseWriter, r *http.Request) (ctx context.Context, end func(), ok bool) {
+	max := orDefault(s.MaxStreamsPerConn, DefaultMaxStreamsPerConn)
+	release, ok := acquire(r, max)
+	if !ok {
+		writeError(w, &Error{http.StatusTooManyRequests, CodeTooManyStreams,
+			fmt.Sprintf("this connection has %d streams open already; open another connection", max)})
+		return nil, nil, false
+	}
+	ctx, cancel := context.WithCancelCause(r.Context())
+	st := &stream{cancel: cancel}
+	if !s.register(st) {
+		cancel(nil)
+		release()
+		writeError(w, &Error{http.StatusServiceUnavailable, CodeShuttingDown, "the server is shutting down"})
+		return nil, nil, false
+	}
+	st.endAfter(orDefault(s.MaxLifetime, DefaultMaxLifetime), errLifetime)
+	return ctx, func() {
+		st.stopTimers()
+		cancel(nil)
+		s.unregister(st)
+		release()
+	}, true
+}
+
+// streamWriter writes a stream's bytes under a write deadline and flushes.
+type streamWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func (s *Server) startResponse(w http.ResponseWriter, f framer) *streamWriter {
+	f.header(w.Header())
+	w.WriteHeader(http.StatusOK)
+	return &streamWriter{w: w, rc: http.NewResponseController(w), timeout: orDefault(s.WriteTimeout, DefaultWriteTimeout)}
+}
+
+func (sw *streamWriter) write(buf []byte) bool {
+	sw.rc.SetWriteDeadline(time.Now().Add(sw.timeout)) // not every writer has deadlines
+	if _, err := sw.w.Write(buf); err != nil {
+		return false
+	}
+	return sw.rc.Flush() == nil
+}
+
+// endCode is the error code of a stream the server ended, if it did.
+func endCode(ctx context.Context) (string, bool) {
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, errShutdown):
+		return CodeShuttingDown, true
+	case errors.Is(cause, errLifetime):
+		return CodeStreamLifetime, true
+	}
+	return "", false // the client went away
+}
+
+func errorEvent(txn txlog.Txn, code, description, cursor string) *subscription.Event {
 	e := &subscription.Event{Type: subscription.TypeError, Txn: txn, Action: code}
-	e.JSON = subscription.AppendError(nil, txn, code, description, c.String())
+	e.JSON = subscription.AppendError(nil, txn, code, description, cursor)
 	return e
 }
 

@@ -1,0 +1,75 @@
+package transport
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/tidings/tidings/txlog"
+)
+
+func TestMultiCursorRoundTrip(t *testing.T) {
+	id := txlog.NewID()
+	names := namesHash([]string{"a", "b", "c"})
+	m := multiCursor{log: id, names: names, pos: []txlog.Cursor{
+		{Log: id, Pos: txlog.AfterTxn(1700000000000000)},
+		{Log: id, Pos: txlog.Pos{Txn: 1700000000000123, Op: 4}, Seq: 2},
+		{Log: id, Pos: txlog.Pos{Txn: 1699999999000000, Op: 0}},
+	}}
+	got, err := parseMultiCursor(m.String(), 3, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range m.pos {
+		if got.pos[i] != m.pos[i] {
+			t.Fatalf("position %d: %+v, want %+v", i, got.pos[i], m.pos[i])
+		}
+	}
+	if len(m.String()) > 80 {
+		t.Fatalf("3 positions take %d characters", len(m.String()))
+	}
+	for name, c := range map[string]struct {
+		s     string
+		n     int
+		names uint32
+	}{
+		"other names":    {m.String(), 3, namesHash([]string{"a", "b"})},
+		"wrong count":    {m.String(), 2, names},
+		"garbage":        {"!!", 3, names},
+		"a plain cursor": {txlog.Cursor{Log: id}.String(), 1, names},
+	} {
+		if _, err := parseMultiCursor(c.s, c.n, c.names); !errors.Is(err, txlog.ErrInvalidCursor) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// FuzzMultiCursor: a compound cursor from outside (SSE's Last-Event-ID)
+// never panics the parser, and what parses encodes back to itself.
+func FuzzMultiCursor(f *testing.F) {
+	id := txlog.NewID()
+	names := namesHash([]string{"x", "y"})
+	f.Add((&multiCursor{log: id, names: names, pos: []txlog.Cursor{{Log: id, Pos: txlog.AfterTxn(5)}, {Log: id, Pos: txlog.Pos{Txn: 3, Op: 1}, Seq: 1}}}).String(), 2)
+	f.Add("", 0)
+	f.Add("Ag", 1)
+	f.Fuzz(func(t *testing.T, s string, n int) {
+		if n < 0 || n > MaxSubscriptionsPerStream {
+			return
+		}
+		m, err := parseMultiCursor(s, n, names)
+		if err != nil {
+			if !errors.Is(err, txlog.ErrInvalidCursor) {
+				t.Fatalf("error %v is not ErrInvalidCursor", err)
+			}
+			return
+		}
+		again, err := parseMultiCursor(m.String(), n, names)
+		if err != nil || len(again.pos) != len(m.pos) {
+			t.Fatalf("re-encoding fails: %v", err)
+		}
+		for i := range m.pos {
+			if again.pos[i] != m.pos[i] {
+				t.Fatalf("position %d changes on re-encoding", i)
+			}
+		}
+	})
+}
