@@ -33,16 +33,7 @@ const (
 // Concurrent long-polls for the same target, options and cursor share one
 // read and one encoded response.
 func (s *Server) Feed() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.preflight(w, r, "GET, OPTIONS") {
-			return
-		}
-		s.cors(w, r)
-		if r.Method != http.MethodGet {
-			w.Header().Set("Allow", "GET, OPTIONS")
-			writeError(w, &Error{http.StatusMethodNotAllowed, CodeInvalidRequest, "use GET"})
-			return
-		}
+	return s.endpoint(http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		req, err := queryStreamRequest(q, "wait")
 		if err != nil {

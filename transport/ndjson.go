@@ -11,16 +11,7 @@ import (
 // response is 200 application/x-ndjson, each event one JSON line followed
 // by \r\n, start first.
 func (s *Server) Stream() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.preflight(w, r, "POST, OPTIONS") {
-			return
-		}
-		s.cors(w, r)
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", "POST, OPTIONS")
-			writeError(w, &Error{http.StatusMethodNotAllowed, CodeInvalidRequest, "use POST with a JSON body"})
-			return
-		}
+	return s.endpoint(http.MethodPost, func(w http.ResponseWriter, r *http.Request) {
 		body := http.MaxBytesReader(w, r.Body, orDefault(s.MaxBodyBytes, DefaultMaxBodyBytes))
 		req, err := decodeStreamRequest(body)
 		if err != nil {

@@ -79,19 +79,28 @@ const maxTerms = 64
 // nothing after it.
 func decodeStreamRequest(body io.Reader) (StreamRequest, error) {
 	var req StreamRequest
+	return req, decodeBody(body, &req, "stream request")
+}
+
+// decodeBody decodes one JSON value into v, refusing unknown fields and
+// anything after the value. A body over the size limit is the
+// *http.MaxBytesError (413); anything else wrong is a 400.
+func decodeBody(body io.Reader, v any, what string) error {
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		var maxBytes *http.MaxBytesError
-		if errors.As(err, &maxBytes) {
-			return req, err
+	err := dec.Decode(v)
+	if err == nil {
+		if _, err = dec.Token(); err == io.EOF {
+			return nil
+		} else if err == nil {
+			err = errors.New("more than one JSON value")
 		}
-		return req, badRequest("the body is not a valid stream request: %v", err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return req, badRequest("the body holds more than one JSON value")
+	var maxBytes *http.MaxBytesError
+	if errors.As(err, &maxBytes) {
+		return err
 	}
-	return req, nil
+	return badRequest("the body is not a valid %s: %v", what, err)
 }
 
 // queryStreamRequest reads the query string of an SSE or feed request:

@@ -151,6 +151,25 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Expose-Headers", "Retry-After")
 }
 
+// endpoint wraps a handler with what every endpoint does first: answer a
+// CORS preflight, set the CORS headers (errors included), and refuse any
+// other method with 405.
+func (s *Server) endpoint(method string, fn http.HandlerFunc) http.Handler {
+	allow := method + ", OPTIONS"
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.preflight(w, r, allow) {
+			return
+		}
+		s.cors(w, r)
+		if r.Method != method {
+			w.Header().Set("Allow", allow)
+			writeError(w, &Error{http.StatusMethodNotAllowed, CodeInvalidRequest, "use " + method})
+			return
+		}
+		fn(w, r)
+	})
+}
+
 // preflight answers a CORS preflight; it reports whether r was one.
 func (s *Server) preflight(w http.ResponseWriter, r *http.Request, methods string) bool {
 	if r.Method != http.MethodOptions {

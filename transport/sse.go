@@ -22,16 +22,7 @@ const SSEErrorEvent = "stream_error"
 // are given Last-Event-ID wins, since a reconnecting EventSource sends the
 // original URL.
 func (s *Server) SSE() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.preflight(w, r, "GET, OPTIONS") {
-			return
-		}
-		s.cors(w, r)
-		if r.Method != http.MethodGet {
-			w.Header().Set("Allow", "GET, OPTIONS")
-			writeError(w, &Error{http.StatusMethodNotAllowed, CodeInvalidRequest, "use GET"})
-			return
-		}
+	return s.endpoint(http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
 		req, err := queryStreamRequest(r.URL.Query())
 		if err != nil {
 			writeError(w, errorFor(err))

@@ -2,7 +2,6 @@ package transport
 
 import (
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -34,17 +33,8 @@ const maxWrites = 10_000
 
 func decodeWriteRequest(body io.Reader) (WriteRequest, error) {
 	var req WriteRequest
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		var maxBytes *http.MaxBytesError
-		if errors.As(err, &maxBytes) {
-			return req, err
-		}
-		return req, badRequest("the body is not a valid write request: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return req, badRequest("the body holds more than one JSON value")
+	if err := decodeBody(body, &req, "write request"); err != nil {
+		return req, err
 	}
 	if len(req.Writes) == 0 || len(req.Writes) > maxWrites {
 		return req, badRequest("a transaction needs 1 to %d writes", maxWrites)
@@ -69,16 +59,7 @@ func decodeWriteRequest(body io.Reader) (WriteRequest, error) {
 // collection, 400 for data that is not a JSON object). Mount it only where
 // writers are trusted: it does not call Authorize.
 func (s *Server) Write() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.preflight(w, r, "POST, OPTIONS") {
-			return
-		}
-		s.cors(w, r)
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", "POST, OPTIONS")
-			writeError(w, &Error{http.StatusMethodNotAllowed, CodeInvalidRequest, "use POST with a JSON body"})
-			return
-		}
+	return s.endpoint(http.MethodPost, func(w http.ResponseWriter, r *http.Request) {
 		req, err := decodeWriteRequest(http.MaxBytesReader(w, r.Body, orDefault(s.MaxBodyBytes, DefaultMaxBodyBytes)))
 		if err != nil {
 			writeError(w, errorFor(err))
