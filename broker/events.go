@@ -75,16 +75,16 @@ func (we *writeEvents) docEvents(s *spec) []*subscription.Event {
 	}
 	w := we.w
 	c := we.cursor(0)
-	e := &subscription.Event{Txn: we.txn, Cursor: c}
+	e := &subscription.Event{Txn: we.txn, Cursor: c, CursorText: c.String()}
 	if w.Action == txlog.ActionRewrite {
 		e.Type, e.Action = subscription.TypeHistoryRewrite, "insert"
 		if w.After == nil {
 			e.Action = "remove"
 		}
-		e.JSON = subscription.AppendHistoryRewrite(nil, we.txn, c.String(), e.Action, w.Ref, w.BeforeTxn, w.After, s.fields)
+		e.JSON = subscription.AppendHistoryRewrite(nil, we.txn, e.CursorText, e.Action, w.Ref, w.BeforeTxn, w.After, s.fields)
 	} else {
 		e.Type, e.Action = subscription.TypeVersion, w.Action.String()
-		ver := subscription.Version{Action: e.Action, Ref: w.Ref, Txn: we.txn, Cursor: c.String(),
+		ver := subscription.Version{Action: e.Action, Ref: w.Ref, Txn: we.txn, Cursor: e.CursorText,
 			BeforeTxn: w.BeforeTxn, Before: w.Before, After: w.After}
 		if s.fields&subscription.FieldDiff != 0 {
 			ver.Diff = we.dataDiff()
@@ -145,9 +145,10 @@ func (we *writeEvents) setEvents(s *spec) []*subscription.Event {
 
 func (we *writeEvents) setEvent(s *spec, seq uint32, action string, data []byte, terms, values index.Tuple) *subscription.Event {
 	c := we.cursor(seq)
-	ch := subscription.SetChange{Action: action, Ref: we.w.Ref, Txn: we.txn, Cursor: c.String(),
+	text := c.String()
+	ch := subscription.SetChange{Action: action, Ref: we.w.Ref, Txn: we.txn, Cursor: text,
 		Data: data, Terms: terms, Values: values}
-	return &subscription.Event{Type: subscription.TypeSet, Txn: we.txn, Cursor: c, Action: action,
+	return &subscription.Event{Type: subscription.TypeSet, Txn: we.txn, Cursor: c, CursorText: text, Action: action,
 		JSON: subscription.AppendSet(nil, &ch, s.fields, s.data)}
 }
 

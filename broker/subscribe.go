@@ -134,8 +134,8 @@ func (b *Broker) Subscribe(ctx context.Context, target subscription.Target, opt 
 	b.mu.Unlock()
 
 	b.stats.subscriptions.Add(1)
-	s.start = subscription.Event{Type: subscription.TypeStart, Txn: startTxn, Cursor: s.pos}
-	s.start.JSON = subscription.AppendStart(nil, startTxn, s.pos.String())
+	s.start = subscription.Event{Type: subscription.TypeStart, Txn: startTxn, Cursor: s.pos, CursorText: s.pos.String()}
+	s.start.JSON = subscription.AppendStart(nil, startTxn, s.start.CursorText)
 	// The AfterFunc may run at once (ctx is done already) and before
 	// s.stop is set: it releases without touching s.stop.
 	s.stop = context.AfterFunc(ctx, func() { s.once.Do(s.release) })

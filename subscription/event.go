@@ -52,11 +52,24 @@ type Event struct {
 	// Cursor resumes after this event. Status events and snapshot pages
 	// have none (its Log is zero).
 	Cursor txlog.Cursor
+	// CursorText is Cursor as text, as the JSON carries it, kept so that a
+	// transport that needs it apart (SSE's id) does not encode it again
+	// for every subscriber. Empty where there is no cursor.
+	CursorText string
 	// Action is create, update or delete (version events), add, remove or
 	// update (set events), insert or remove (history_rewrite), or the error
 	// code (error events).
 	Action string
 	JSON   []byte
+}
+
+// CursorString returns the cursor as text: CursorText, or, for an event
+// made without it, the encoding of Cursor.
+func (e *Event) CursorString() string {
+	if e.CursorText != "" || !e.HasCursor() {
+		return e.CursorText
+	}
+	return e.Cursor.String()
 }
 
 // HasCursor reports whether the event carries a cursor.

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"net/http"
 	"strconv"
 	"time"
@@ -54,11 +55,7 @@ func (f sse) preamble(dst []byte) []byte {
 // a CR or LF reach it anyway, it is written as a space, which in JSON is
 // only ever whitespace between tokens (inside strings they are escaped).
 func (f sse) event(dst []byte, e *subscription.Event) []byte {
-	id := ""
-	if e.HasCursor() {
-		id = e.Cursor.String()
-	}
-	return f.named(dst, e, nil, id)
+	return f.named(dst, e, nil, e.CursorString())
 }
 
 // named appends an event of a multiplexed stream: its data names its
@@ -71,7 +68,7 @@ func (sse) named(dst []byte, e *subscription.Event, name []byte, id string) []by
 	}
 	if id != "" {
 		dst = append(dst, "id: "...)
-		dst = appendLine(dst, []byte(id))
+		dst = appendLineString(dst, id)
 		dst = append(dst, '\n')
 	}
 	evname := e.Type.String()
@@ -84,26 +81,42 @@ func (sse) named(dst []byte, e *subscription.Event, name []byte, id string) []by
 	if name != nil {
 		start := len(dst)
 		dst = appendNamed(dst, e.JSON, name)
-		tail := dst[start:]
-		for i := range tail {
-			if tail[i] == '\r' || tail[i] == '\n' {
-				tail[i] = ' '
-			}
-		}
+		replaceLineEnds(dst[start:])
 	} else {
 		dst = appendLine(dst, e.JSON)
 	}
 	return append(dst, "\n\n"...)
 }
 
+// appendLineString is appendLine for a string, without converting it.
+func appendLineString(dst []byte, s string) []byte {
+	start := len(dst)
+	dst = append(dst, s...)
+	replaceLineEnds(dst[start:])
+	return dst
+}
+
+// replaceLineEnds replaces every CR and LF in b by a space. IndexByte
+// scans with vector instructions: the common case, no line end at all,
+// costs two quick passes.
+func replaceLineEnds(b []byte) {
+	for _, c := range [2]byte{'\r', '\n'} {
+		rest := b
+		for {
+			i := bytes.IndexByte(rest, c)
+			if i < 0 {
+				break
+			}
+			rest[i] = ' '
+			rest = rest[i+1:]
+		}
+	}
+}
+
 // appendLine appends b with every CR and LF replaced by a space.
 func appendLine(dst, b []byte) []byte {
 	start := len(dst)
 	dst = append(dst, b...)
-	for i := start; i < len(dst); i++ {
-		if dst[i] == '\r' || dst[i] == '\n' {
-			dst[i] = ' '
-		}
-	}
+	replaceLineEnds(dst[start:])
 	return dst
 }
