@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/tidings/tidings/broker"
 	"github.com/tidings/tidings/subscription"
@@ -143,6 +144,11 @@ func (s *Server) serveMulti(w http.ResponseWriter, r *http.Request, req StreamRe
 		return (&multiCursor{log: s.Broker.LogID(), names: hash, pos: last}).String()
 	}
 	buf := f.preamble(nil)
+	// Authorize is asked again every Heartbeat: on a heartbeat when the
+	// stream is idle, and before the next batch when it is busy (a busy
+	// stream sends no heartbeats).
+	heartbeat := orDefault(s.Heartbeat, DefaultHeartbeat)
+	recheck := time.Now().Add(heartbeat)
 	for {
 		var tb taggedBatch
 		select {
@@ -156,9 +162,11 @@ func (s *Server) serveMulti(w http.ResponseWriter, r *http.Request, req StreamRe
 			return
 		}
 		for {
+			due := s.Authorize != nil && !time.Now().Before(recheck)
 			for i := range tb.events {
 				e := &tb.events[i]
-				if e.Type == subscription.TypeStatus && s.Authorize != nil {
+				if s.Authorize != nil && (due || e.Type == subscription.TypeStatus) {
+					due, recheck = false, time.Now().Add(heartbeat)
 					for _, p := range parts {
 						if err := s.Authorize(r, p.target); err != nil {
 							id := compound()

@@ -46,6 +46,9 @@ func (ndjson) event(dst []byte, e *subscription.Event) []byte {
 }
 
 func (f ndjson) named(dst []byte, e *subscription.Event, name []byte, _ string) []byte {
+	if name == nil { // an event of the whole stream: its end
+		return f.event(dst, e)
+	}
 	dst = appendNamed(dst, e.JSON, name)
 	return append(dst, '\r', '\n')
 }

@@ -88,10 +88,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req StreamRequest
 	buf := f.preamble(nil)
 	var last txlog.Cursor
 	ended := false
+	// Authorize is asked again every Heartbeat: on a heartbeat when the
+	// stream is idle, and before the next batch when it is busy (a busy
+	// stream sends no heartbeats).
+	recheck := time.Now().Add(opt.Heartbeat)
 	for batch := range sub.Batches() {
+		due := s.Authorize != nil && !time.Now().Before(recheck)
 		for i := range batch {
 			e := &batch[i]
-			if e.Type == subscription.TypeStatus && s.Authorize != nil {
+			if s.Authorize != nil && (due || e.Type == subscription.TypeStatus) {
+				due, recheck = false, time.Now().Add(opt.Heartbeat)
 				if err := s.Authorize(r, target); err != nil {
 					buf = f.event(buf, errorEvent(e.Txn, CodePermissionDenied, err.Error(), last.String()))
 					sw.write(buf)

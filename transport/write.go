@@ -40,6 +40,9 @@ func decodeWriteRequest(body io.Reader) (WriteRequest, error) {
 		return req, badRequest("a transaction needs 1 to %d writes", maxWrites)
 	}
 	for i, w := range req.Writes {
+		if w.Collection == "" || w.ID == "" {
+			return req, badRequest("write %d: a write needs a collection and an id", i)
+		}
 		switch w.Action {
 		case "create", "replace", "update", "upsert":
 			if len(w.Data) == 0 {
