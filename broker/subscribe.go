@@ -421,6 +421,13 @@ func before(p txlog.Pos) txlog.Pos {
 	return txlog.AfterTxn(p.Txn - 1)
 }
 
+func snapshotAction(last bool) string {
+	if last {
+		return subscription.ActionLastPage
+	}
+	return ""
+}
+
 // snapshot delivers the snapshot pages, if asked for.
 func (s *Subscription) snapshot(k *sink) bool {
 	if !s.opt.Snapshot || s.opt.Cursor != "" {
@@ -428,7 +435,7 @@ func (s *Subscription) snapshot(k *sink) bool {
 	}
 	f, txn := s.opt.Fields, s.start.Txn
 	page := func(ms []subscription.Member, withData, last bool) bool {
-		e := subscription.Event{Type: subscription.TypeSnapshot, Txn: txn}
+		e := subscription.Event{Type: subscription.TypeSnapshot, Txn: txn, Action: snapshotAction(last)}
 		e.JSON = subscription.AppendSnapshot(nil, txn, ms, f&^subscription.FieldIndex|subscription.FieldDocument, withData, last)
 		return s.deliver(k, &e)
 	}
@@ -455,7 +462,7 @@ func (s *Subscription) snapshot(k *sink) bool {
 			}
 			members = append(members, m)
 		}
-		e := subscription.Event{Type: subscription.TypeSnapshot, Txn: txn}
+		e := subscription.Event{Type: subscription.TypeSnapshot, Txn: txn, Action: snapshotAction(!more)}
 		e.JSON = subscription.AppendSnapshot(nil, txn, members, f, s.opt.Data, !more)
 		if !s.deliver(k, &e) || !k.flush() {
 			return false

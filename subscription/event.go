@@ -31,6 +31,9 @@ func (t Type) String() string {
 	return typeNames[t]
 }
 
+// ActionLastPage marks the last page of a snapshot.
+const ActionLastPage = "last"
+
 // Error codes carried by error events.
 const (
 	// CodeHistoryUnavailable: the subscriber fell behind the retained
@@ -57,8 +60,8 @@ type Event struct {
 	// for every subscriber. Empty where there is no cursor.
 	CursorText string
 	// Action is create, update or delete (version events), add, remove or
-	// update (set events), insert or remove (history_rewrite), or the error
-	// code (error events).
+	// update (set events), insert or remove (history_rewrite), the error
+	// code (error events), or ActionLastPage on a snapshot's last page.
 	Action string
 	JSON   []byte
 }

@@ -92,6 +92,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req StreamRequest
 	// stream is idle, and before the next batch when it is busy (a busy
 	// stream sends no heartbeats).
 	recheck := time.Now().Add(opt.Heartbeat)
+	// A snapshot cannot be resumed halfway: until its last page the stream
+	// offers no cursor (the start event goes without its SSE id), so that
+	// a client cut off mid-snapshot starts again and gets all of it; the
+	// last page carries the start cursor, from which the changes resume.
+	snapshotting := opt.Snapshot && opt.Cursor == ""
+	var start txlog.Cursor
 	for batch := range sub.Batches() {
 		due := s.Authorize != nil && !time.Now().Before(recheck)
 		for i := range batch {
@@ -99,10 +105,21 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req StreamRequest
 			if s.Authorize != nil && (due || e.Type == subscription.TypeStatus) {
 				due, recheck = false, time.Now().Add(opt.Heartbeat)
 				if err := s.Authorize(r, target); err != nil {
-					buf = f.event(buf, errorEvent(e.Txn, CodePermissionDenied, err.Error(), last.String()))
+					buf = f.event(buf, errorEvent(e.Txn, CodePermissionDenied, err.Error(), cursorText(last)))
 					sw.write(buf)
 					return
 				}
+			}
+			if snapshotting {
+				cp := *e
+				switch {
+				case e.Type == subscription.TypeStart:
+					start, cp.Cursor, cp.CursorText = e.Cursor, txlog.Cursor{}, ""
+				case e.Type == subscription.TypeSnapshot && e.Action == subscription.ActionLastPage:
+					cp.Cursor, cp.CursorText = start, start.String()
+					snapshotting = false
+				}
+				e = &cp
 			}
 			buf = f.event(buf, e)
 			if e.HasCursor() {
@@ -119,8 +136,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req StreamRequest
 		return
 	}
 	if code, ok := endCode(ctx); ok {
-		sw.write(f.event(buf, errorEvent(last.Pos.Txn, code, context.Cause(ctx).Error()+"; resume from the cursor", last.String())))
+		sw.write(f.event(buf, errorEvent(last.Pos.Txn, code, context.Cause(ctx).Error()+"; resume from the cursor", cursorText(last))))
 	}
+}
+
+// cursorText is the cursor to resume from, or "" where there is none yet
+// (in the middle of a snapshot: start again).
+func cursorText(c txlog.Cursor) string {
+	if c.Log == (txlog.ID{}) {
+		return ""
+	}
+	return c.String()
 }
 
 // authorize asks the Authorize hook, answering 401 or 403 on refusal.
