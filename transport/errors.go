@@ -89,3 +89,13 @@ func writeError(w http.ResponseWriter, e *Error) {
 	body, _ := json.Marshal(map[string]any{"error": map[string]string{"code": e.Code, "description": e.Description}})
 	w.Write(append(body, '\n'))
 }
+
+// writeErr answers with the response for err, and logs the errors that are
+// the server's fault.
+func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
+	e := errorFor(err)
+	if e.Status >= 500 && e.Status != http.StatusServiceUnavailable {
+		s.logger().Error("transport: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeError(w, e)
+}

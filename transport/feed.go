@@ -37,7 +37,7 @@ func (s *Server) Feed() http.Handler {
 		q := r.URL.Query()
 		req, err := queryStreamRequest(q, "wait")
 		if err != nil {
-			writeError(w, errorFor(err))
+			s.writeErr(w, r, err)
 			return
 		}
 		size := req.PageSize
@@ -58,7 +58,7 @@ func (s *Server) Feed() http.Handler {
 		}
 		target, opt, err := req.target()
 		if err != nil {
-			writeError(w, errorFor(err))
+			s.writeErr(w, r, err)
 			return
 		}
 		if s.Authorize != nil {
@@ -108,7 +108,7 @@ func (s *Server) Feed() http.Handler {
 			page, err = read()
 		}
 		if err != nil {
-			writeError(w, errorFor(err))
+			s.writeErr(w, r, err)
 			return
 		}
 		h := w.Header()

@@ -76,7 +76,7 @@ func (s *Server) serveMulti(w http.ResponseWriter, r *http.Request, req StreamRe
 	if req.Cursor != "" {
 		m, err := parseMultiCursor(req.Cursor, len(parts), hash)
 		if err != nil {
-			writeError(w, errorFor(err))
+			s.writeErr(w, r, err)
 			return
 		}
 		for i := range parts {

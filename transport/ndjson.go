@@ -15,7 +15,7 @@ func (s *Server) Stream() http.Handler {
 		body := http.MaxBytesReader(w, r.Body, orDefault(s.MaxBodyBytes, DefaultMaxBodyBytes))
 		req, err := decodeStreamRequest(body)
 		if err != nil {
-			writeError(w, errorFor(err))
+			s.writeErr(w, r, err)
 			return
 		}
 		if q := r.URL.Query(); q.Has("fields") {

@@ -26,7 +26,7 @@ func (s *Server) SSE() http.Handler {
 	return s.endpoint(http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
 		req, err := queryStreamRequest(r.URL.Query())
 		if err != nil {
-			writeError(w, errorFor(err))
+			s.writeErr(w, r, err)
 			return
 		}
 		if id := r.Header.Get("Last-Event-ID"); id != "" {

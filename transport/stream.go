@@ -64,7 +64,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req StreamRequest
 	}
 	target, opt, err := req.target()
 	if err != nil {
-		writeError(w, errorFor(err))
+		s.writeErr(w, r, err)
 		return
 	}
 	if !s.authorize(w, r, target) {
@@ -79,7 +79,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req StreamRequest
 	opt.Heartbeat = orDefault(s.Heartbeat, DefaultHeartbeat)
 	sub, err := s.Broker.Subscribe(ctx, target, opt)
 	if err != nil {
-		writeError(w, errorFor(err))
+		s.writeErr(w, r, err)
 		return
 	}
 	defer sub.Close()
@@ -128,6 +128,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req StreamRequest
 			ended = e.Type == subscription.TypeError
 		}
 		if !sw.write(buf) {
+			s.logger().Debug("transport: stream cut: the client went away or stopped reading", "remote", r.RemoteAddr, "cursor", cursorText(last))
 			return
 		}
 		buf = buf[:0]

@@ -65,7 +65,7 @@ func (s *Server) Write() http.Handler {
 	return s.endpoint(http.MethodPost, func(w http.ResponseWriter, r *http.Request) {
 		req, err := decodeWriteRequest(http.MaxBytesReader(w, r.Body, orDefault(s.MaxBodyBytes, DefaultMaxBodyBytes)))
 		if err != nil {
-			writeError(w, errorFor(err))
+			s.writeErr(w, r, err)
 			return
 		}
 		txn, err := s.Broker.Commit(r.Context(), func(tx *broker.Tx) error {
@@ -91,7 +91,7 @@ func (s *Server) Write() http.Handler {
 			return nil
 		})
 		if err != nil {
-			writeError(w, errorFor(err))
+			s.writeErr(w, r, err)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
