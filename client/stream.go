@@ -1,0 +1,346 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidings/tidings/subscription"
+	"github.com/tidings/tidings/txlog"
+)
+
+// Subscription is one remote subscription. Read its events with Events;
+// Close (or the context given to Subscribe) ends it.
+type Subscription struct {
+	c      *Client
+	ctx    context.Context
+	cancel context.CancelFunc
+	body   map[string]any // the stream request, without its cursor
+	snap   bool           // a snapshot is asked for and not yet complete
+	last   txlog.Cursor   // the last event delivered: where to resume
+	used   atomic.Bool
+	done   <-chan struct{} // the client's, closed by Client.Close
+	mu     sync.Mutex
+	err    error
+}
+
+// Subscribe opens a subscription to a document or a set on the server,
+// with the same targets, options and events as broker.Subscribe. Nothing
+// is sent until Events is ranged over.
+func (c *Client) Subscribe(ctx context.Context, target subscription.Target, opt subscription.Options) (*Subscription, error) {
+	body := map[string]any{}
+	switch target.Kind {
+	case subscription.KindDocument:
+		body["document"] = target.Ref
+	case subscription.KindCollection:
+		body["collection"] = target.Collection
+	case subscription.KindIndex:
+		body["index"] = target.Index
+		if len(target.Terms) > 0 {
+			body["terms"] = target.Terms
+		}
+	default:
+		return nil, fmt.Errorf("%w: no kind", subscription.ErrInvalidTarget)
+	}
+	if opt.Fields != 0 {
+		body["fields"] = opt.Fields.String()
+	}
+	for name, v := range map[string]bool{"snapshot": opt.Snapshot, "updates": opt.Updates, "data": opt.Data} {
+		if v {
+			body[name] = true
+		}
+	}
+	if opt.SnapshotPageSize != 0 {
+		body["page_size"] = opt.SnapshotPageSize
+	}
+	s := &Subscription{c: c, body: body, snap: opt.Snapshot && opt.Cursor == ""}
+	if opt.Cursor != "" {
+		cur, err := txlog.ParseCursor(opt.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		s.last = cur
+	}
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	return s, nil
+}
+
+// Close ends the subscription; an Events loop in progress returns.
+func (s *Subscription) Close() { s.cancel() }
+
+// Err returns why Events ended, if not because of Close or the context:
+// a *StreamError wrapping txlog.ErrHistoryUnavailable (resubscribe with a
+// snapshot), a *StatusError for a request the server refused, or
+// ErrClosed.
+func (s *Subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+func (s *Subscription) fail(err error) {
+	s.mu.Lock()
+	s.err = err
+	s.mu.Unlock()
+}
+
+// StreamError is an error event that ended a stream for good.
+type StreamError struct {
+	Code        string
+	Description string
+	Cursor      string
+	err         error
+}
+
+func (e *StreamError) Error() string {
+	return fmt.Sprintf("client: stream ended: %s: %s", e.Code, e.Description)
+}
+
+// Unwrap gives txlog.ErrHistoryUnavailable for history_unavailable.
+func (e *StreamError) Unwrap() error { return e.err }
+
+// Events returns the subscription's events: one start, the snapshot if
+// asked for, then every change, exactly once and in order, across every
+// reconnection. A snapshot is delivered once complete, so that a break in
+// the middle of it is repaired by taking it again. The sequence ends on
+// Close, on the context, or on an error that reconnecting cannot mend
+// (see Err). It can be ranged over once.
+func (s *Subscription) Events() iter.Seq[subscription.Event] {
+	return func(yield func(subscription.Event) bool) {
+		if !s.used.CompareAndSwap(false, true) {
+			return
+		}
+		c := s.c
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			s.fail(ErrClosed)
+			return
+		}
+		c.streams.Add(1)
+		done := c.doneChan()
+		s.done = done
+		c.mu.Unlock()
+		defer c.streams.Done()
+		defer s.cancel()
+
+		started := false
+		for attempt := 0; ; {
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-done:
+				return
+			default:
+			}
+			wait, again := s.connect(yield, &started)
+			if !again {
+				return
+			}
+			if wait < 0 {
+				wait = c.backoff(attempt)
+				attempt++
+			} else {
+				attempt = 0
+			}
+			if wait > 0 {
+				c.logger().Debug("client: reconnecting", "url", c.URL, "after", wait, "cursor", s.last.String())
+			}
+			if !sleep(s.ctx, done, wait) {
+				return
+			}
+		}
+	}
+}
+
+// connect runs one connection of the stream. It returns whether to
+// reconnect, and after how long (negative: use the backoff).
+func (s *Subscription) connect(yield func(subscription.Event) bool, started *bool) (time.Duration, bool) {
+	c := s.c
+	cn, err := c.acquire()
+	if err != nil {
+		s.fail(err)
+		return 0, false
+	}
+	defer c.release(cn)
+	body := make(map[string]any, len(s.body)+1)
+	for k, v := range s.body {
+		body[k] = v
+	}
+	if s.last.Log != (txlog.ID{}) {
+		body["cursor"] = s.last.String()
+	}
+	b, _ := json.Marshal(body)
+	req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, c.URL+"/stream", bytes.NewReader(b))
+	if err != nil {
+		s.fail(err)
+		return 0, false
+	}
+	for k, vs := range c.Header {
+		req.Header[k] = vs
+	}
+	req.Header.Set("Content-Type", "application/json")
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	go func() { // the client's Close ends the request too
+		select {
+		case <-s.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	resp, err := cn.tr.Do(req.WithContext(ctx))
+	if err != nil {
+		return -1, true // a network error: back off and try again
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return s.refused(cn, resp)
+	}
+	return s.read(resp.Body, yield, started)
+}
+
+// refused handles a non-200 answer.
+func (s *Subscription) refused(cn *conn, resp *http.Response) (time.Duration, bool) {
+	var body struct {
+		Error struct{ Code, Description string } `json:"error"`
+	}
+	json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body)
+	e := &StatusError{Status: resp.StatusCode, Code: body.Error.Code, Description: body.Error.Description}
+	retryAfter := -time.Duration(1)
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs >= 0 {
+		retryAfter = time.Duration(secs) * time.Second
+	}
+	switch {
+	case resp.StatusCode == http.StatusTooManyRequests:
+		// This connection is full: the next attempt takes another one.
+		s.c.markFull(cn)
+		return 0, true
+	case resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode >= 500:
+		return retryAfter, true
+	case resp.StatusCode == http.StatusGone:
+		s.fail(&StreamError{Code: e.Code, Description: e.Description, err: txlog.ErrHistoryUnavailable})
+	default:
+		s.fail(e)
+	}
+	return 0, false
+}
+
+// wireEvent is an event line as the client decodes it.
+type wireEvent struct {
+	Type   string          `json:"type"`
+	Txn    uint64          `json:"txn"`
+	Cursor string          `json:"cursor"`
+	Event  json.RawMessage `json:"event"`
+}
+
+type wireBody struct {
+	Action      string `json:"action"`
+	Code        string `json:"code"`
+	Description string `json:"description"`
+	Cursor      string `json:"cursor"`
+	Last        bool   `json:"last"`
+}
+
+var types = map[string]subscription.Type{}
+
+func init() {
+	for t := subscription.TypeStart; t <= subscription.TypeError; t++ {
+		types[t.String()] = t
+	}
+}
+
+// read delivers the events of one response. It returns whether to
+// reconnect (after a clean end, a server's end of the stream or a broken
+// connection) and after how long.
+func (s *Subscription) read(body io.Reader, yield func(subscription.Event) bool, started *bool) (time.Duration, bool) {
+	br := bufio.NewReaderSize(body, 64<<10)
+	var held []subscription.Event // start and snapshot pages, until the last page
+	for {
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return 0, false
+			}
+			return -1, true // cut: resume from the last cursor
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		var w wireEvent
+		if err := json.Unmarshal(line, &w); err != nil {
+			return -1, true // a damaged line: the connection is not to be trusted
+		}
+		e := subscription.Event{Type: types[w.Type], Txn: txlog.Txn(w.Txn), JSON: line}
+		if w.Cursor != "" {
+			if e.Cursor, err = txlog.ParseCursor(w.Cursor); err != nil {
+				return -1, true
+			}
+			e.CursorText = w.Cursor
+		}
+		var b wireBody
+		if len(w.Event) > 0 && w.Event[0] == '{' {
+			json.Unmarshal(w.Event, &b)
+		}
+		e.Action = b.Action
+		switch e.Type {
+		case subscription.TypeStart:
+			if *started {
+				continue // a reconnection's start: the stream goes on
+			}
+			if s.snap {
+				held = append(held, e)
+				continue
+			}
+			*started = true
+			if !yield(e) {
+				return 0, false
+			}
+			if s.last.Log == (txlog.ID{}) {
+				s.last = e.Cursor
+			}
+		case subscription.TypeSnapshot:
+			held = append(held, e)
+			if b.Last {
+				for _, h := range held {
+					if !yield(h) {
+						return 0, false
+					}
+				}
+				*started, s.snap = true, false
+				s.last = held[0].Cursor
+				held = nil
+			}
+		case subscription.TypeError:
+			e.Action = b.Code
+			switch b.Code {
+			case subscription.CodeShuttingDown, "stream_lifetime":
+				// The server ended it cleanly: resume soon, jittered.
+				return s.c.backoff(0), true
+			case subscription.CodeHistoryUnavailable:
+				s.fail(&StreamError{Code: b.Code, Description: b.Description, Cursor: b.Cursor, err: txlog.ErrHistoryUnavailable})
+			default:
+				s.fail(&StreamError{Code: b.Code, Description: b.Description, Cursor: b.Cursor, err: errors.New(b.Code)})
+			}
+			return 0, false
+		default:
+			if e.HasCursor() && !e.After(s.last) {
+				continue // already delivered before a break
+			}
+			if !yield(e) {
+				return 0, false
+			}
+			if e.HasCursor() {
+				s.last = e.Cursor
+			}
+		}
+	}
+}
