@@ -32,6 +32,9 @@ type Client struct {
 	// streams over transports, opening another when the server says the
 	// current ones are full (429 too_many_streams).
 	NewTransport func() *http.Transport
+	// SSE reads the Server-Sent Events endpoint (GET …/sse, resuming with
+	// Last-Event-ID) instead of the NDJSON stream (POST …/stream).
+	SSE bool
 	// Header is added to every request (for authorization).
 	Header http.Header
 	// MinBackoff and MaxBackoff bound the reconnection delay, which

@@ -62,10 +62,10 @@ func create(t testing.TB, b *broker.Broker, id, element string) txlog.Txn {
 // The client's stream survives the server ending it (MaxLifetime) again
 // and again, and delivers every commit once, in order.
 func TestResumesAcrossLifetimes(t *testing.T) {
-	for _, h2c := range []bool{false, true} {
-		t.Run(fmt.Sprint("h2c=", h2c), func(t *testing.T) {
+	for _, mode := range []struct{ h2c, sse bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		t.Run(fmt.Sprintf("h2c=%v,sse=%v", mode.h2c, mode.sse), func(t *testing.T) {
 			ts, b := server(t, func(s *transport.Server) { s.MaxLifetime = 30 * time.Millisecond })
-			c := &Client{URL: ts.URL, H2C: h2c, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+			c := &Client{URL: ts.URL, H2C: mode.h2c, SSE: mode.sse, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond}
 			defer c.Close()
 			fire, _ := subscription.Match("spells_by_element", "fire")
 			sub, err := c.Subscribe(context.Background(), fire, subscription.Options{})

@@ -10,6 +10,7 @@ import (
 	"io"
 	"iter"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -180,16 +181,11 @@ func (s *Subscription) connect(yield func(subscription.Event) bool, started *boo
 	if s.last.Log != (txlog.ID{}) {
 		body["cursor"] = s.last.String()
 	}
-	b, _ := json.Marshal(body)
-	req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, c.URL+"/stream", bytes.NewReader(b))
+	req, err := c.request(s.ctx, body)
 	if err != nil {
 		s.fail(err)
 		return 0, false
 	}
-	for k, vs := range c.Header {
-		req.Header[k] = vs
-	}
-	req.Header.Set("Content-Type", "application/json")
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 	go func() { // the client's Close ends the request too
@@ -207,7 +203,94 @@ func (s *Subscription) connect(yield func(subscription.Event) bool, started *boo
 	if resp.StatusCode != http.StatusOK {
 		return s.refused(cn, resp)
 	}
-	return s.read(resp.Body, yield, started)
+	next := ndjsonLines(resp.Body)
+	if c.SSE {
+		next = sseData(resp.Body)
+	}
+	return s.read(next, yield, started)
+}
+
+// request makes the request of one connection: a POST with the JSON body
+// for NDJSON; for SSE, a GET with the request in the query string and the
+// cursor in Last-Event-ID.
+func (c *Client) request(ctx context.Context, body map[string]any) (*http.Request, error) {
+	var req *http.Request
+	var err error
+	if c.SSE {
+		q := url.Values{}
+		for k, v := range body {
+			switch v := v.(type) {
+			case string:
+				q.Set(k, v)
+			case txlog.Ref:
+				q.Set("collection", v.Collection)
+				q.Set("id", v.ID)
+			default:
+				b, _ := json.Marshal(v)
+				q.Set(k, string(b))
+			}
+		}
+		cursor := q.Get("cursor")
+		q.Del("cursor")
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, c.URL+"/sse?"+q.Encode(), nil)
+		if err == nil && cursor != "" {
+			req.Header.Set("Last-Event-ID", cursor)
+		}
+	} else {
+		b, _ := json.Marshal(body)
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, c.URL+"/stream", bytes.NewReader(b))
+		if err == nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	for k, vs := range c.Header {
+		req.Header[k] = vs
+	}
+	return req, nil
+}
+
+// ndjsonLines returns the event lines of an NDJSON body.
+func ndjsonLines(body io.Reader) func() ([]byte, error) {
+	br := bufio.NewReaderSize(body, 64<<10)
+	return func() ([]byte, error) {
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			return nil, err
+		}
+		return bytes.TrimRight(line, "\r\n"), nil
+	}
+}
+
+// sseData returns the data of each event of an SSE body: the JSON line;
+// comments (heartbeats), retry and the other fields are skipped (the id
+// is the cursor, which the JSON carries too).
+func sseData(body io.Reader) func() ([]byte, error) {
+	br := bufio.NewReaderSize(body, 64<<10)
+	return func() ([]byte, error) {
+		var data []byte
+		for {
+			line, err := br.ReadBytes('\n')
+			if err != nil {
+				return nil, err
+			}
+			line = bytes.TrimRight(line, "\r\n")
+			switch {
+			case len(line) == 0:
+				if data != nil {
+					return data, nil
+				}
+			case bytes.HasPrefix(line, []byte("data:")):
+				d := bytes.TrimPrefix(line[5:], []byte(" "))
+				if data != nil {
+					data = append(data, '\n')
+				}
+				data = append(data, d...)
+			}
+		}
+	}
 }
 
 // refused handles a non-200 answer.
@@ -263,18 +346,16 @@ func init() {
 // read delivers the events of one response. It returns whether to
 // reconnect (after a clean end, a server's end of the stream or a broken
 // connection) and after how long.
-func (s *Subscription) read(body io.Reader, yield func(subscription.Event) bool, started *bool) (time.Duration, bool) {
-	br := bufio.NewReaderSize(body, 64<<10)
+func (s *Subscription) read(next func() ([]byte, error), yield func(subscription.Event) bool, started *bool) (time.Duration, bool) {
 	var held []subscription.Event // start and snapshot pages, until the last page
 	for {
-		line, err := br.ReadBytes('\n')
+		line, err := next()
 		if err != nil {
 			if s.ctx.Err() != nil {
 				return 0, false
 			}
 			return -1, true // cut: resume from the last cursor
 		}
-		line = bytes.TrimRight(line, "\r\n")
 		var w wireEvent
 		if err := json.Unmarshal(line, &w); err != nil {
 			return -1, true // a damaged line: the connection is not to be trusted
