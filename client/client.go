@@ -55,7 +55,8 @@ type Client struct {
 type conn struct {
 	tr   *http.Client
 	raw  *http.Transport
-	n    int // streams open on it
+	n    int // streams on it, accepted or being asked for
+	open int // streams the server accepted (answered 200)
 	full int // the server's limit, learned from a 429; 0 until then
 }
 
@@ -126,18 +127,30 @@ func (c *Client) acquire() (*conn, error) {
 	return cn, nil
 }
 
-func (c *Client) release(cn *conn) {
+// accepted counts a stream the server answered with 200.
+func (c *Client) accepted(cn *conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cn.open++
+}
+
+// release ends a stream on cn; open says whether the server had accepted it.
+func (c *Client) release(cn *conn, open bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cn.n--
+	if open {
+		cn.open--
+	}
 }
 
-// markFull records that the server refused a stream on cn: the streams
-// already open on it are its limit.
+// markFull records that the server refused a stream on cn: the streams it
+// has accepted there are its limit. Requests still waiting for an answer
+// do not count, or the limit would be learned too high.
 func (c *Client) markFull(cn *conn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	cn.full = max(cn.n-1, 1)
+	cn.full = max(cn.open, 1)
 }
 
 // backoff returns the delay before reconnection attempt n (from 0), with

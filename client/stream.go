@@ -173,7 +173,8 @@ func (s *Subscription) connect(yield func(subscription.Event) bool, started *boo
 		s.fail(err)
 		return 0, false
 	}
-	defer c.release(cn)
+	open := false
+	defer func() { c.release(cn, open) }()
 	body := make(map[string]any, len(s.body)+1)
 	for k, v := range s.body {
 		body[k] = v
@@ -203,6 +204,8 @@ func (s *Subscription) connect(yield func(subscription.Event) bool, started *boo
 	if resp.StatusCode != http.StatusOK {
 		return s.refused(cn, resp)
 	}
+	open = true
+	c.accepted(cn)
 	next := ndjsonLines(resp.Body)
 	if c.SSE {
 		next = sseData(resp.Body)
@@ -348,11 +351,17 @@ func init() {
 // connection) and after how long.
 func (s *Subscription) read(next func() ([]byte, error), yield func(subscription.Event) bool, started *bool) (time.Duration, bool) {
 	var held []subscription.Event // start and snapshot pages, until the last page
-	for {
+	for lines := 0; ; lines++ {
 		line, err := next()
 		if err != nil {
 			if s.ctx.Err() != nil {
 				return 0, false
+			}
+			if lines > 0 {
+				// Cut after the connection worked: resume from the last
+				// cursor, the backoff starting over, so that cuts spread
+				// over a stream's life do not add up to MaxBackoff.
+				return s.c.backoff(0), true
 			}
 			return -1, true // cut: resume from the last cursor
 		}
