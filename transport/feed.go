@@ -152,21 +152,25 @@ func parseWait(s string) (time.Duration, error) {
 type collapse struct {
 	mu    sync.Mutex
 	calls map[string]*collapsed
+	runs  int // calls of fn, for tests
 }
 
 type collapsed struct {
-	done chan struct{}
-	page *feedPage
-	err  error
+	done    chan struct{}
+	page    *feedPage
+	err     error
+	waiters int // callers waiting for this call's result
 }
 
 func (c *collapse) do(key string, fn func() (*feedPage, error)) (*feedPage, error) {
 	c.mu.Lock()
 	if call, ok := c.calls[key]; ok {
+		call.waiters++
 		c.mu.Unlock()
 		<-call.done
 		return call.page, call.err
 	}
+	c.runs++
 	if c.calls == nil {
 		c.calls = map[string]*collapsed{}
 	}

@@ -108,17 +108,22 @@ func TestFeedLongPoll(t *testing.T) {
 			bodies[i] = resp.Header.Get("ETag")
 		})
 	}
-	// Commit once every poller is waiting: the stream stats cannot see
-	// them, so wait until the collapsed call exists and has its followers
-	// queued behind it; polling with a deadline, not sleeping blindly.
+	// Commit once every poller is waiting in the one collapsed call:
+	// polled with a deadline, not a blind sleep.
+	srv := ts.Config.Handler.(*Server)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		srv := ts.Config.Handler.(*Server)
 		srv.polls.mu.Lock()
-		n := len(srv.polls.calls)
+		waiting := -1
+		for _, call := range srv.polls.calls {
+			waiting = call.waiters
+		}
 		srv.polls.mu.Unlock()
-		if n == 1 || time.Now().After(deadline) {
+		if waiting == pollers-1 {
 			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d pollers joined the collapsed call, want %d", waiting, pollers-1)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -126,6 +131,12 @@ func TestFeedLongPoll(t *testing.T) {
 		return tx.Create(txlog.Ref{Collection: "spells", ID: "x"}, []byte(`{}`))
 	})
 	wg.Wait()
+	srv.polls.mu.Lock()
+	runs := srv.polls.runs
+	srv.polls.mu.Unlock()
+	if runs != 1 {
+		t.Fatalf("%d reads for %d collapsed long-polls, want 1", runs, pollers)
+	}
 	for i, f := range results {
 		if len(f.Events) != 1 {
 			t.Fatalf("poller %d got %d events", i, len(f.Events))
