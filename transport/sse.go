@@ -44,10 +44,13 @@ func (sse) header(h http.Header) {
 	h.Set("X-Accel-Buffering", "no")
 }
 
+// preamble starts the first event's block with the retry field, rather
+// than sending it as a block of its own: some clients (go-sse's) dispatch
+// an empty event for a block without data, which the spec says not to.
 func (f sse) preamble(dst []byte) []byte {
 	dst = append(dst, "retry: "...)
 	dst = strconv.AppendInt(dst, f.retry.Milliseconds(), 10)
-	return append(dst, "\n\n"...)
+	return append(dst, '\n')
 }
 
 // event appends one SSE event. No value can start a new field: the cursor

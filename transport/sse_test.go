@@ -294,9 +294,12 @@ func TestSSEEventFraming(t *testing.T) {
 		}
 	}
 
-	// The preamble sets the retry time and dispatches nothing.
-	p, evs, err := parseSSE(sse{retry: 1500 * 1e6}.preamble(nil))
-	if err != nil || len(evs) != 0 || p.retry != 1500 || len(p.odd) != 0 {
+	// The preamble sets the retry time within the first event's block, and
+	// dispatches nothing of its own.
+	f := sse{retry: 1500 * 1e6}
+	start := &subscription.Event{Type: subscription.TypeStart, Txn: 1, JSON: []byte(`{"type":"start","txn":1,"event":1}`)}
+	p, evs, err := parseSSE(f.event(f.preamble(nil), start))
+	if err != nil || len(evs) != 1 || evs[0].Type != "start" || p.retry != 1500 || len(p.odd) != 0 {
 		t.Fatalf("preamble: %v %+v retry %d odd %q", err, evs, p.retry, p.odd)
 	}
 }
