@@ -1,0 +1,129 @@
+// Command spells serves tidings over HTTP on the embedded in-memory
+// broker (or, with -data, on a durable file log): the spells collection,
+// the spells_by_element index, a few seeded spells, the stream, SSE, feed
+// and write endpoints under /tidings/, and a page at / that shows the
+// fire, water, earth and air sets live.
+//
+//	go run ./examples/spells
+package main
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/tidings/tidings/broker"
+	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/transport"
+	"github.com/tidings/tidings/txlog"
+)
+
+//go:embed page.html
+var page []byte
+
+func main() {
+	addr := flag.String("addr", "localhost:8080", "address to listen on")
+	data := flag.String("data", "", "directory of a durable log (default: in memory)")
+	flag.Parse()
+	if err := run(*addr, *data); err != nil {
+		fmt.Fprintln(os.Stderr, "spells:", err)
+		os.Exit(1)
+	}
+}
+
+func run(addr, data string) error {
+	opt := broker.Options{Schema: index.Schema{
+		Collections: []string{"spells"},
+		Indexes: []index.Definition{{
+			Name: "spells_by_element", Collection: "spells", Terms: []string{"element"},
+		}},
+	}}
+	if data != "" {
+		l, err := txlog.OpenFile(data, txlog.FileOptions{})
+		if err != nil {
+			return err
+		}
+		opt.Log = l
+	}
+	b, err := broker.New(opt)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if err := seed(b); err != nil {
+		return err
+	}
+
+	srv := &transport.Server{Broker: b, EnableWrites: true}
+	mux := http.NewServeMux()
+	mux.Handle("/tidings/", srv)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(page)
+	})
+	hs := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	hs.Protocols = new(http.Protocols)
+	hs.Protocols.SetHTTP1(true)
+	hs.Protocols.SetUnencryptedHTTP2(true)
+	transport.ConfigureServer(hs, 0)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.ListenAndServe() }()
+	base := "http://" + addr
+	fmt.Printf(`tidings spells example on %[1]s (open it in a browser)
+
+Try:
+  curl -N -X POST %[1]s/tidings/stream -d '{"index":"spells_by_element","terms":["fire"]}'
+  curl -N '%[1]s/tidings/sse?collection=spells&snapshot=true&data=true'
+  curl -X POST %[1]s/tidings/write -d '{"writes":[{"action":"create","collection":"spells","id":"9","data":{"name":"Spark","element":"fire"}}]}'
+  curl -X POST %[1]s/tidings/write -d '{"writes":[{"action":"update","collection":"spells","id":"9","data":{"element":"air"}}]}'
+  curl '%[1]s/tidings/feed?collection=spells&id=1&page_size=16'
+`, base)
+
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	case <-ctx.Done():
+		slog.Info("spells: shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx) // every stream ends with shutting_down and its cursor
+		hs.Shutdown(sctx)
+	}
+	return nil
+}
+
+// seed creates a few spells, once: a restart on a data directory keeps
+// what is there.
+func seed(b *broker.Broker) error {
+	spells := []struct{ id, name, element string }{
+		{"1", "Fire Beak", "fire"}, {"2", "Water Dart", "water"}, {"3", "Stone Skin", "earth"},
+		{"4", "Gust", "air"}, {"5", "Fireball", "fire"}, {"6", "Mist", "water"},
+	}
+	_, err := b.Commit(context.Background(), func(tx *broker.Tx) error {
+		for _, s := range spells {
+			ref := txlog.Ref{Collection: "spells", ID: s.id}
+			if _, ok := tx.Get(ref); ok {
+				continue
+			}
+			data := fmt.Sprintf(`{"name":%q,"element":%q}`, s.name, s.element)
+			if err := tx.Create(ref, []byte(data)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return err
+}
