@@ -40,35 +40,12 @@ func main() {
 }
 
 func run(addr, data string) error {
-	opt := broker.Options{Schema: index.Schema{
-		Collections: []string{"spells"},
-		Indexes: []index.Definition{{
-			Name: "spells_by_element", Collection: "spells", Terms: []string{"element"},
-		}},
-	}}
-	if data != "" {
-		l, err := txlog.OpenFile(data, txlog.FileOptions{})
-		if err != nil {
-			return err
-		}
-		opt.Log = l
-	}
-	b, err := broker.New(opt)
+	b, err := newBroker(data)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	if err := seed(b); err != nil {
-		return err
-	}
-
-	srv := &transport.Server{Broker: b, EnableWrites: true}
-	mux := http.NewServeMux()
-	mux.Handle("/tidings/", srv)
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write(page)
-	})
+	mux, srv := handler(b)
 	hs := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	hs.Protocols = new(http.Protocols)
 	hs.Protocols.SetHTTP1(true)
@@ -103,6 +80,45 @@ Try:
 		hs.Shutdown(sctx)
 	}
 	return nil
+}
+
+// newBroker returns the broker with the spells schema and seeded spells,
+// in memory or, with a data directory, on a file log.
+func newBroker(data string) (*broker.Broker, error) {
+	opt := broker.Options{Schema: index.Schema{
+		Collections: []string{"spells"},
+		Indexes: []index.Definition{{
+			Name: "spells_by_element", Collection: "spells", Terms: []string{"element"},
+		}},
+	}}
+	if data != "" {
+		l, err := txlog.OpenFile(data, txlog.FileOptions{})
+		if err != nil {
+			return nil, err
+		}
+		opt.Log = l
+	}
+	b, err := broker.New(opt)
+	if err != nil {
+		return nil, err
+	}
+	if err := seed(b); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// handler serves the page at / and tidings under /tidings/.
+func handler(b *broker.Broker) (*http.ServeMux, *transport.Server) {
+	srv := &transport.Server{Broker: b, EnableWrites: true}
+	mux := http.NewServeMux()
+	mux.Handle("/tidings/", srv)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(page)
+	})
+	return mux, srv
 }
 
 // seed creates a few spells, once: a restart on a data directory keeps
