@@ -1,0 +1,138 @@
+// Command customserver mounts tidings on an existing http.ServeMux under a
+// prefix, next to the application's own routes: HTTP/2 over TLS (with a
+// self-signed certificate made at start, unless -cert and -key are given)
+// and unencrypted HTTP/2 (h2c) on a second port, an Authorize hook that
+// wants a bearer token, CORS for one origin, and a graceful shutdown on
+// SIGINT and SIGTERM that ends every stream with its cursor.
+//
+//	go run ./examples/customserver
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/tidings/tidings/broker"
+	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/subscription"
+	"github.com/tidings/tidings/transport"
+)
+
+func main() {
+	tlsAddr := flag.String("tls", "localhost:8443", "address for HTTP/2 over TLS")
+	h2cAddr := flag.String("h2c", "localhost:8081", "address for HTTP/1.1 and h2c")
+	cert := flag.String("cert", "", "certificate file (default: self-signed)")
+	key := flag.String("key", "", "key file")
+	token := flag.String("token", "secret", "the bearer token streams must present")
+	origin := flag.String("origin", "http://localhost:3000", "the origin allowed cross-origin")
+	flag.Parse()
+	if err := run(*tlsAddr, *h2cAddr, *cert, *key, *token, *origin); err != nil {
+		fmt.Fprintln(os.Stderr, "customserver:", err)
+		os.Exit(1)
+	}
+}
+
+func run(tlsAddr, h2cAddr, certFile, keyFile, token, origin string) error {
+	b, err := broker.New(broker.Options{Schema: index.Schema{Collections: []string{"orders"}}})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	srv := &transport.Server{
+		Broker:         b,
+		EnableWrites:   true, // trusted here for the demo; mount it behind your own auth
+		AllowedOrigins: []string{origin},
+		Authorize: func(r *http.Request, t subscription.Target) error {
+			if r.Header.Get("Authorization") != "Bearer "+token {
+				return transport.ErrUnauthorized
+			}
+			return nil
+		},
+		Logger: slog.Default(),
+	}
+	// The application's own mux, with tidings under /api/tidings/.
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/health", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("/api/tidings/", srv)
+
+	tlsServer := &http.Server{Addr: tlsAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	transport.ConfigureServer(tlsServer, 0)
+	if certFile == "" {
+		c, err := selfSigned()
+		if err != nil {
+			return err
+		}
+		tlsServer.TLSConfig = &tls.Config{Certificates: []tls.Certificate{c}}
+	}
+	h2cServer := &http.Server{Addr: h2cAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	h2cServer.Protocols = new(http.Protocols)
+	h2cServer.Protocols.SetHTTP1(true)
+	h2cServer.Protocols.SetUnencryptedHTTP2(true)
+	transport.ConfigureServer(h2cServer, 0)
+
+	errc := make(chan error, 2)
+	go func() { errc <- tlsServer.ListenAndServeTLS(certFile, keyFile) }()
+	go func() { errc <- h2cServer.ListenAndServe() }()
+	fmt.Printf(`tidings under /api/tidings/ on https://%s (HTTP/2, TLS) and http://%s (h2c)
+  curl -k -N -H 'Authorization: Bearer %s' -X POST https://%[1]s/api/tidings/stream -d '{"collection":"orders"}'
+  curl --http2-prior-knowledge -N -H 'Authorization: Bearer %[3]s' -X POST http://%[2]s/api/tidings/stream -d '{"collection":"orders"}'
+  curl -k -X POST https://%[1]s/api/tidings/write -d '{"writes":[{"action":"create","collection":"orders","id":"1","data":{"total":12}}]}'
+`, tlsAddr, h2cAddr, token)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	case <-ctx.Done():
+	}
+	// Streams first (they never go idle, so http.Server.Shutdown would wait
+	// for them): each ends with shutting_down and its cursor, spread over
+	// a jittered window so that clients do not reconnect all at once.
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	tlsServer.Shutdown(sctx)
+	h2cServer.Shutdown(sctx)
+	return nil
+}
+
+// selfSigned makes a certificate for localhost, for the demo only.
+func selfSigned() (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		DNSNames:     []string{"localhost"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
