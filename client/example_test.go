@@ -3,8 +3,8 @@ package client_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"net/http/httptest"
+	"strings"
 
 	"github.com/tidings/tidings/broker"
 	"github.com/tidings/tidings/client"
