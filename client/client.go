@@ -1,7 +1,3 @@
-// Package client subscribes to a tidings server over HTTP: the same
-// targets, options and events as the in-process broker, read with a Go
-// iterator, resumed by itself from the last cursor after any break, and
-// spread over as many connections as the server's stream limit needs.
 package client
 
 import (
