@@ -450,28 +450,7 @@ func TestBackoffResetsAfterWorkingConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	events := make(chan subscription.Event)
-	done, stop := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for e := range sub.Events() {
-			select {
-			case events <- e:
-			case <-stop:
-				return
-			}
-		}
-	}()
-	next := func() subscription.Event {
-		t.Helper()
-		select {
-		case e := <-events:
-			return e
-		case <-time.After(5 * time.Second):
-			t.Fatal("no event")
-		}
-		return subscription.Event{}
-	}
+	next, stop := pull(t, c, sub)
 	if e := next(); e.Type != subscription.TypeStart {
 		t.Fatalf("first event %s", e.JSON)
 	}
@@ -489,9 +468,7 @@ func TestBackoffResetsAfterWorkingConnection(t *testing.T) {
 	if e := next(); e.Txn != txn {
 		t.Fatalf("event %s, want txn %d", e.JSON, txn)
 	}
-	close(stop)
-	c.Close()
-	<-done
+	stop()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.d) < cuts {

@@ -124,3 +124,32 @@ func TestHistoryUnavailableIsTyped(t *testing.T) {
 		t.Fatalf("Err() = %v", sub.Err())
 	}
 }
+
+// pull reads sub's events on a goroutine: next returns the next one,
+// failing the test if none comes within 5 s; stop closes the client and
+// waits for the reader.
+func pull(t *testing.T, c *Client, sub *Subscription) (next func() subscription.Event, stop func()) {
+	events := make(chan subscription.Event)
+	done, quit := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for e := range sub.Events() {
+			select {
+			case events <- e:
+			case <-quit:
+				return
+			}
+		}
+	}()
+	next = func() subscription.Event {
+		t.Helper()
+		select {
+		case e := <-events:
+			return e
+		case <-time.After(5 * time.Second):
+			t.Fatal("no event")
+		}
+		return subscription.Event{}
+	}
+	return next, func() { close(quit); c.Close(); <-done }
+}

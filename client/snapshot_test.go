@@ -39,29 +39,8 @@ func TestSnapshotThenLive(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			events := make(chan subscription.Event)
-			done, stop := make(chan struct{}), make(chan struct{})
-			go func() {
-				defer close(done)
-				for e := range sub.Events() {
-					select {
-					case events <- e:
-					case <-stop:
-						return
-					}
-				}
-			}()
-			defer func() { close(stop); c.Close(); <-done }()
-			next := func() subscription.Event {
-				t.Helper()
-				select {
-				case e := <-events:
-					return e
-				case <-time.After(5 * time.Second):
-					t.Fatal("no event")
-				}
-				return subscription.Event{}
-			}
+			next, stop := pull(t, c, sub)
+			defer stop()
 
 			if e := next(); e.Type != subscription.TypeStart {
 				t.Fatalf("first event %s", e.JSON)

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/tidings/tidings/broker"
 	"github.com/tidings/tidings/subscription"
@@ -144,11 +143,11 @@ func (s *Server) serveMulti(w http.ResponseWriter, r *http.Request, req StreamRe
 		return (&multiCursor{log: s.Broker.LogID(), names: hash, pos: last}).String()
 	}
 	buf := f.preamble(nil)
-	// Authorize is asked again every Heartbeat: on a heartbeat when the
-	// stream is idle, and before the next batch when it is busy (a busy
-	// stream sends no heartbeats).
-	heartbeat := orDefault(s.Heartbeat, DefaultHeartbeat)
-	recheck := time.Now().Add(heartbeat)
+	targets := make([]subscription.Target, len(parts))
+	for i, p := range parts {
+		targets[i] = p.target
+	}
+	auth := s.reauth(r, targets...)
 	for {
 		var tb taggedBatch
 		select {
@@ -162,18 +161,13 @@ func (s *Server) serveMulti(w http.ResponseWriter, r *http.Request, req StreamRe
 			return
 		}
 		for {
-			due := s.Authorize != nil && !time.Now().Before(recheck)
+			auth.batch()
 			for i := range tb.events {
 				e := &tb.events[i]
-				if s.Authorize != nil && (due || e.Type == subscription.TypeStatus) {
-					due, recheck = false, time.Now().Add(heartbeat)
-					for _, p := range parts {
-						if err := s.Authorize(r, p.target); err != nil {
-							id := compound()
-							sw.write(f.named(buf, errorEvent(e.Txn, CodePermissionDenied, err.Error(), id), nil, id))
-							return
-						}
-					}
+				if err := auth.check(e); err != nil {
+					id := compound()
+					sw.write(f.named(buf, errorEvent(e.Txn, CodePermissionDenied, err.Error(), id), nil, id))
+					return
 				}
 				if e.HasCursor() {
 					last[tb.part] = e.Cursor

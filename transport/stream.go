@@ -88,10 +88,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req StreamRequest
 	buf := f.preamble(nil)
 	var last txlog.Cursor
 	ended := false
-	// Authorize is asked again every Heartbeat: on a heartbeat when the
-	// stream is idle, and before the next batch when it is busy (a busy
-	// stream sends no heartbeats).
-	recheck := time.Now().Add(opt.Heartbeat)
+	auth := s.reauth(r, target)
 	// A snapshot cannot be resumed halfway: until its last page the stream
 	// offers no cursor (the start event goes without its SSE id), so that
 	// a client cut off mid-snapshot starts again and gets all of it; the
@@ -99,16 +96,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req StreamRequest
 	snapshotting := opt.Snapshot && opt.Cursor == ""
 	var start txlog.Cursor
 	for batch := range sub.Batches() {
-		due := s.Authorize != nil && !time.Now().Before(recheck)
+		auth.batch()
 		for i := range batch {
 			e := &batch[i]
-			if s.Authorize != nil && (due || e.Type == subscription.TypeStatus) {
-				due, recheck = false, time.Now().Add(opt.Heartbeat)
-				if err := s.Authorize(r, target); err != nil {
-					buf = f.event(buf, errorEvent(e.Txn, CodePermissionDenied, err.Error(), cursorText(last)))
-					sw.write(buf)
-					return
-				}
+			if err := auth.check(e); err != nil {
+				buf = f.event(buf, errorEvent(e.Txn, CodePermissionDenied, err.Error(), cursorText(last)))
+				sw.write(buf)
+				return
 			}
 			if snapshotting {
 				cp := *e
@@ -139,6 +133,43 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req StreamRequest
 	if code, ok := endCode(ctx); ok {
 		sw.write(f.event(buf, errorEvent(last.Pos.Txn, code, context.Cause(ctx).Error()+"; resume from the cursor", cursorText(last))))
 	}
+}
+
+// reauthorization asks Authorize again every Heartbeat during a stream:
+// on a heartbeat when the stream is idle, and before the next batch when
+// it is busy (a busy stream sends no heartbeats).
+type reauthorization struct {
+	s       *Server
+	r       *http.Request
+	targets []subscription.Target
+	period  time.Duration
+	next    time.Time
+	due     bool
+}
+
+func (s *Server) reauth(r *http.Request, targets ...subscription.Target) *reauthorization {
+	period := orDefault(s.Heartbeat, DefaultHeartbeat)
+	return &reauthorization{s: s, r: r, targets: targets, period: period, next: time.Now().Add(period)}
+}
+
+// batch is called at the start of each batch of events.
+func (a *reauthorization) batch() {
+	a.due = a.s.Authorize != nil && !time.Now().Before(a.next)
+}
+
+// check is called before each event; it returns Authorize's refusal of
+// any of the stream's targets, when a check is due.
+func (a *reauthorization) check(e *subscription.Event) error {
+	if a.s.Authorize == nil || !(a.due || e.Type == subscription.TypeStatus) {
+		return nil
+	}
+	a.due, a.next = false, time.Now().Add(a.period)
+	for _, t := range a.targets {
+		if err := a.s.Authorize(a.r, t); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // cursorText is the cursor to resume from, or "" where there is none yet

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/tidings/tidings/broker"
-	"github.com/tidings/tidings/index"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -19,32 +18,12 @@ import (
 // HTTP/1.1 and unencrypted HTTP/2 (h2c).
 func testServer(t testing.TB, configure func(*Server)) (*httptest.Server, *Server, *broker.Broker) {
 	t.Helper()
-	b, err := broker.New(broker.Options{Schema: index.Schema{
-		Collections: []string{"spells"},
-		Indexes:     []index.Definition{{Name: "spells_by_element", Collection: "spells", Terms: []string{"element"}}},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := newSpellsBroker(t)
 	srv := &Server{Broker: b, EnableWrites: true}
 	if configure != nil {
 		configure(srv)
 	}
-	ts := httptest.NewUnstartedServer(srv)
-	ts.Config.Protocols = new(http.Protocols)
-	ts.Config.Protocols.SetHTTP1(true)
-	ts.Config.Protocols.SetUnencryptedHTTP2(true)
-	ConfigureServer(ts.Config, srv.MaxStreamsPerConn)
-	ts.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 0)
-		defer cancel()
-		srv.ShutdownWindow = 1
-		srv.Shutdown(ctx)
-		ts.Close()
-		b.Close()
-	})
-	return ts, srv, b
+	return serveBroker(t, srv), srv, b
 }
 
 // client returns an HTTP client speaking only the given protocol: "h1" or
@@ -120,18 +99,7 @@ func TestNDJSONStream(t *testing.T) {
 				t.Fatalf("%s %s", resp.Status, resp.Header.Get("Content-Type"))
 			}
 			r := bufio.NewReader(resp.Body)
-			line := func() wire {
-				t.Helper()
-				l, err := r.ReadString('\n')
-				if err != nil || !strings.HasSuffix(l, "\r\n") {
-					t.Fatalf("line %q: %v", l, err)
-				}
-				w, err := parseWire([]byte(l))
-				if err != nil {
-					t.Fatalf("%q: %v", l, err)
-				}
-				return w
-			}
+			line := func() wire { return readNDJSON(t, r) }
 			if w := line(); w.Type != "start" {
 				t.Fatalf("first event %+v", w)
 			}
