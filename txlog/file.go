@@ -98,6 +98,8 @@ type FileLog struct {
 	segs   []*segment // visible segments, oldest first
 	head   Pos        // last visible position
 	oldest Pos
+	keep   Txn  // retention keeps every segment holding a record after it
+	pinned bool // keep is set
 	closed bool
 	err    error // sticky: set by a failed write or fsync
 
@@ -210,9 +212,35 @@ func (l *FileLog) Oldest() Pos {
 // covers the record; the records of appends waiting at the same time are
 // written with one write and one fsync.
 func (l *FileLog) Append(ws []Write) (Txn, error) {
+	st, err := l.Stage(ws)
+	if err != nil {
+		return 0, err
+	}
+	if l.serialSync {
+		defer l.serial.Unlock() // taken by Stage
+	}
+	return st.Txn, l.Wait(st)
+}
+
+// Staged is a record that Stage ordered and that Wait makes durable.
+type Staged struct {
+	Txn Txn    // the record's txn
+	seq uint64 // records staged up to and including it
+}
+
+// Stage is the first half of Append: it assigns the record its txn and
+// queues it to be written, and returns without waiting for the write.
+// Wait is the second half. A caller that must order its own state by txn
+// (the broker's commit lock) stages under its lock and waits outside it,
+// so that the records of many such callers share one fsync.
+//
+// Records become visible to readers, and Head moves, only when written
+// (and fsynced, under SyncBatch), in txn order. A staged record is
+// written even if nobody waits for it.
+func (l *FileLog) Stage(ws []Write) (Staged, error) {
 	r := Record{Writes: ws}
 	if err := r.validate(); err != nil {
-		return 0, err
+		return Staged{}, err
 	}
 	// Encode before taking the lock; only the txn is set under it.
 	bp := payloadPool.Get().(*[]byte)
@@ -224,28 +252,65 @@ func (l *FileLog) Append(ws []Write) (Txn, error) {
 		}
 	}()
 	if len(payload) > maxPayload {
-		return 0, fmt.Errorf("%w: %d bytes encoded, more than %d", ErrInvalidRecord, len(payload), maxPayload)
+		return Staged{}, fmt.Errorf("%w: %d bytes encoded, more than %d", ErrInvalidRecord, len(payload), maxPayload)
 	}
 	if l.serialSync {
-		l.serial.Lock()
-		defer l.serial.Unlock()
+		l.serial.Lock() // released by Append after its Wait
 	}
-
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
-		return 0, ErrClosed
-	}
-	if l.err != nil {
-		return 0, l.err
+	if err := l.usable(); err != nil {
+		if l.serialSync {
+			l.serial.Unlock()
+		}
+		return Staged{}, err
 	}
 	t := l.clock.Next()
 	putTxn(payload, t)
 	l.stage(payload, Pos{Txn: t, Op: uint32(len(ws) - 1)})
-	if err := l.flushTo(l.stagedSeq, l.opt.Sync == SyncBatch); err != nil {
-		return 0, err
+	return Staged{Txn: t, seq: l.stagedSeq}, nil
+}
+
+// Wait returns once the staged record is as durable as the policy
+// promises: written and fsynced under SyncBatch, written to the operating
+// system otherwise. If it fails, the log is closed to appends and the
+// record's fate is unknown until the log is reopened.
+func (l *FileLog) Wait(s Staged) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.flushTo(s.seq, l.opt.Sync == SyncBatch)
+}
+
+func (l *FileLog) usable() error {
+	if l.closed {
+		return ErrClosed
 	}
-	return t, nil
+	return l.err
+}
+
+// Sync writes everything staged and fsyncs it, whatever the policy: on
+// return every record appended so far survives a crash of the machine.
+// A checkpoint of state up to a txn calls it first, so that a checkpoint is
+// never ahead of the log it will be replayed against.
+func (l *FileLog) Sync() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	return l.syncNow()
+}
+
+// KeepAfter sets a floor under retention: MaxBytes and MaxAge never delete
+// a segment that holds a record after txn, whatever its size or age. The
+// broker sets it to its oldest checkpoint, so that the state can always be
+// rebuilt from a checkpoint and the log after it. Until it is called,
+// retention is bounded by MaxBytes and MaxAge alone. It takes effect when
+// retention next runs (when a segment is full).
+func (l *FileLog) KeepAfter(txn Txn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.keep, l.pinned = txn, true
 }
 
 // maxSpare bounds the batch buffer kept for reuse, so that one huge record
@@ -436,6 +501,9 @@ func (l *FileLog) retain() []string {
 	var names []string
 	for len(l.segs) > 1 {
 		s := l.segs[0]
+		if l.pinned && s.last.Txn > l.keep {
+			break // a checkpoint still needs it
+		}
 		overBytes := l.opt.MaxBytes > 0 && total > l.opt.MaxBytes
 		tooOld := minTxn > 0 && s.last.Txn < minTxn
 		if !overBytes && !tooOld {
