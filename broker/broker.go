@@ -21,6 +21,10 @@ type Options struct {
 	// collections fail with ErrUnknownCollection. More can be defined while
 	// running with DefineCollection and DefineIndex.
 	Schema index.Schema
+	// Checkpoint configures checkpoints of the state, which make restarts
+	// fast and let the log's retention delete old segments. A broker on a
+	// *txlog.FileLog has them by default; see CheckpointOptions.
+	Checkpoint CheckpointOptions
 	// Logger receives what the broker has to say; slog.Default() if nil.
 	Logger *slog.Logger
 }
@@ -50,15 +54,23 @@ type Broker struct {
 	// changeCh is closed by the next commit, for pages that wait for one.
 	changeCh chan struct{}
 
+	ckpt      *checkpointer // nil without checkpoints
+	sinceCkpt int64         // bytes written since the last checkpoint; guarded by mu
+
 	cat     atomic.Pointer[index.Catalog] // read without mu by catching-up subscribers
 	closing chan struct{}                 // closed by Close: wakes every subscriber
 	stats   counters
 }
 
-// New returns a broker. A log that already holds records (a reopened file
-// log) is replayed to rebuild the documents and indexes; that needs its
-// whole history, so a log whose retention has dropped records cannot be
-// replayed yet (checkpoints come with durability).
+// New returns a broker. On a log that already holds records (a reopened
+// file log) it rebuilds the documents and indexes: from the newest usable
+// checkpoint and the log after it, or from the whole log. A checkpoint that
+// is damaged, of another log, or not covered by the log is skipped for an
+// older one; if nothing can rebuild the state, because the log has dropped
+// records no checkpoint covers, the error wraps ErrNoState and says why.
+//
+// The schema is Options.Schema: give there the collections and indexes
+// that DefineCollection and DefineIndex added while running.
 func New(opt Options) (*Broker, error) {
 	cat, err := index.NewCatalog(opt.Schema)
 	if err != nil {
@@ -80,8 +92,12 @@ func New(opt Options) (*Broker, error) {
 	}
 	b.cat.Store(cat)
 	b.subs.init()
-	if err := b.replay(); err != nil {
+	b.ckpt = initCheckpoints(opt.Checkpoint, b.log)
+	if err := b.loadState(); err != nil {
 		return nil, err
+	}
+	if b.ckpt != nil {
+		go b.runCheckpoints()
 	}
 	return b, nil
 }
@@ -90,17 +106,18 @@ func cloneSchema(s index.Schema) index.Schema {
 	return index.Schema{Collections: slices.Clone(s.Collections), Indexes: slices.Clone(s.Indexes)}
 }
 
-// replay rebuilds the state from the log.
+// replay applies the log after the state's head (zero: the whole log).
 func (b *Broker) replay() error {
-	if b.log.Head() == (txlog.Pos{}) {
+	if b.log.Head().Txn <= b.head {
 		return nil
-	}
-	if b.log.Oldest() != (txlog.Pos{}) {
-		return fmt.Errorf("broker: the log has dropped records before %d, so the state cannot be rebuilt from it", b.log.Oldest().Txn)
 	}
 	cat := b.cat.Load()
 	var d index.Diff
-	for rec, err := range b.log.Read(txlog.Cursor{Log: b.log.ID()}) {
+	from := txlog.Pos{}
+	if b.head > 0 {
+		from = txlog.AfterTxn(b.head)
+	}
+	for rec, err := range b.log.Read(txlog.Cursor{Log: b.log.ID(), Pos: from}) {
 		if err != nil {
 			return fmt.Errorf("broker: replaying the log: %w", err)
 		}
@@ -208,6 +225,12 @@ func (b *Broker) Close() error {
 	close(b.closing)
 	b.notifyChanged()
 	b.mu.Unlock()
+	if b.ckpt != nil {
+		// A checkpoint in progress stops at its next few thousand documents.
+		<-b.ckpt.done
+		b.ckpt.mu.Lock() // and one that Checkpoint is writing
+		b.ckpt.mu.Unlock()
+	}
 	return b.log.Close()
 }
 

@@ -93,6 +93,7 @@ func (b *Broker) commit(cat *index.Catalog, ws []txlog.Write) (txlog.Txn, error)
 	}
 	b.head = txn
 	b.stats.commits.Add(1)
+	b.wroteBytes(ws)
 	b.notifyChanged()
 	b.publish(cat, txlog.Record{Txn: txn, Writes: ws}, diffs)
 	return txn, nil
