@@ -47,10 +47,17 @@ type Broker struct {
 	schema index.Schema
 	store  *index.Store
 	docs   *docTree
-	head   txlog.Txn // the last committed txn
-	subs   registry
-	closed bool
-	diffs  []index.Diff // reused by commits
+	// head is the txn of the state: the last commit applied. published is
+	// the last commit delivered to subscribers, which is durable; between
+	// them are the pending commits, staged in the log and applied to the
+	// state but waiting for their fsync (see commit).
+	head      txlog.Txn
+	published txlog.Txn
+	pending   []*pendingCommit
+	failed    error // the log failed: the broker has stopped
+	subs      registry
+	closed    bool
+	diffs     [][]index.Diff // free diff slices, reused by commits
 	// changeCh is closed by the next commit, for pages that wait for one.
 	changeCh chan struct{}
 
@@ -96,6 +103,7 @@ func New(opt Options) (*Broker, error) {
 	if err := b.loadState(); err != nil {
 		return nil, err
 	}
+	b.published = b.head
 	if b.ckpt != nil {
 		go b.runCheckpoints()
 	}
@@ -148,22 +156,25 @@ func (b *Broker) setVersion(ref txlog.Ref, txn txlog.Txn, data []byte) {
 	b.docs.ReplaceOrInsert(&version{ref: ref, ts: txn, data: data})
 }
 
-// Get returns the current version of a document.
+// Get returns the current version of a document. It returns once the
+// commits it reads from are durable (a commit in progress may be waiting
+// for its fsync), so that it never shows a write a crash could undo.
 func (b *Broker) Get(ref txlog.Ref) (Document, bool) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	v := getVersion(b.docs, ref)
+	v, head := getVersion(b.docs, ref), b.head
+	b.mu.Unlock()
+	b.awaitPublished(head, nil)
 	if v == nil {
 		return Document{}, false
 	}
 	return v.document(), true
 }
 
-// Head returns the txn of the last commit.
+// Head returns the txn of the last commit, durable and delivered.
 func (b *Broker) Head() txlog.Txn {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.head
+	return b.published
 }
 
 // LogID is the identity of the broker's log, which every cursor names.
@@ -221,9 +232,7 @@ func (b *Broker) Close() error {
 		b.mu.Unlock()
 		return nil
 	}
-	b.closed = true
-	close(b.closing)
-	b.notifyChanged()
+	b.stop()
 	b.mu.Unlock()
 	if b.ckpt != nil {
 		// A checkpoint in progress stops at its next few thousand documents.
@@ -232,6 +241,17 @@ func (b *Broker) Close() error {
 		b.ckpt.mu.Unlock()
 	}
 	return b.log.Close()
+}
+
+// stop refuses commits and subscriptions from now on and ends every
+// stream. Called with mu held, by Close or when the log fails.
+func (b *Broker) stop() {
+	if b.closed {
+		return
+	}
+	b.closed = true
+	close(b.closing)
+	b.notifyChanged()
 }
 
 // Stats is a snapshot of the broker's counters.

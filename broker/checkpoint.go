@@ -231,6 +231,10 @@ func (b *Broker) checkpoint() (txlog.Txn, error) {
 	if txn == cp.lastTxn {
 		return txn, nil
 	}
+	// The clone may hold pending commits: write it once they are durable.
+	if err := b.awaitPublished(txn, b.closing); err != nil {
+		return 0, err
+	}
 	// The state at txn is in the log; under SyncInterval and SyncNever it
 	// may not be on disk yet, and a checkpoint must never be ahead of the
 	// log it will be replayed against.

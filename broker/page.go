@@ -51,7 +51,7 @@ func (b *Broker) ReadPage(ctx context.Context, target subscription.Target, opt s
 		b.mu.Unlock()
 		return Page{}, fmt.Errorf("%w: %w", subscription.ErrInvalidTarget, err)
 	}
-	after := txlog.Cursor{Log: b.log.ID(), Pos: txlog.AfterTxn(b.head)}
+	after := txlog.Cursor{Log: b.log.ID(), Pos: txlog.AfterTxn(b.published)}
 	b.mu.Unlock()
 	if opt.Cursor != "" {
 		if after, err = txlog.ParseCursor(opt.Cursor); err != nil {

@@ -83,9 +83,9 @@ func (b *Broker) Subscribe(ctx context.Context, target subscription.Target, opt 
 	s.sub.q.Init(opt.Buffer, opt.BufferBytes)
 
 	b.mu.Lock()
-	if b.closed {
+	if err := b.usable(); err != nil {
 		b.mu.Unlock()
-		return nil, ErrClosed
+		return nil, err
 	}
 	cat := b.cat.Load()
 	switch target.Kind {
@@ -118,6 +118,10 @@ func (b *Broker) Subscribe(ctx context.Context, target subscription.Target, opt 
 		// Start by reading the log from the cursor.
 		s.sub.q.MarkOverflowed()
 	} else {
+		// The state's txn, which may be a pending commit's: the stream
+		// shows nothing until it is delivered (see run), and the pending
+		// commits' events that reach this subscriber are skipped by
+		// position, since the snapshot holds them.
 		startTxn = b.head
 		s.pos = txlog.Cursor{Log: b.log.ID(), Pos: txlog.AfterTxn(startTxn)}
 		if target.Kind == subscription.KindDocument {
@@ -237,6 +241,20 @@ func (k *sink) flush() bool {
 // log while the queue is overflowed.
 func (s *Subscription) run(k *sink) {
 	b := s.b
+	// The start txn may be a pending commit's: nothing is shown until it is
+	// durable and delivered.
+	if err := b.awaitPublished(s.start.Txn, s.done); err != nil {
+		if !errors.Is(err, ErrClosed) {
+			// The log failed: the start txn may be lost. A resumed stream
+			// may go on from its cursor after a restart; a new one must
+			// start again.
+			if s.opt.Cursor == "" {
+				s.pos = txlog.Cursor{}
+			}
+			s.fail(k, subscription.CodeShuttingDown, "the broker stopped: its log failed")
+		}
+		return
+	}
 	if !s.deliver(k, &s.start) || !s.snapshot(k) || !k.flush() {
 		return
 	}
@@ -324,7 +342,11 @@ func (s *Subscription) shutdown(k *sink) {
 // fail delivers an error event naming the cursor to resume from.
 func (s *Subscription) fail(k *sink, code, description string) {
 	e := subscription.Event{Type: subscription.TypeError, Txn: s.pos.Pos.Txn, Action: code}
-	e.JSON = subscription.AppendError(nil, e.Txn, code, description, s.pos.String())
+	cursor := ""
+	if s.pos != (txlog.Cursor{}) {
+		cursor = s.pos.String()
+	}
+	e.JSON = subscription.AppendError(nil, e.Txn, code, description, cursor)
 	if s.deliver(k, &e) {
 		k.flush()
 	}
@@ -380,8 +402,10 @@ func (s *Subscription) catchUp(k *sink) bool {
 			s.shutdown(k)
 			return false
 		}
-		if b.head <= from.Txn {
-			// Nothing committed that this reader has not read: live again.
+		if b.published <= from.Txn {
+			// Nothing delivered that this reader has not read: live again.
+			// Pending commits it read already (durable, so in the log, but
+			// not yet delivered) will be pushed too, and skipped by position.
 			s.sub.q.Rejoin()
 			b.mu.Unlock()
 			return true

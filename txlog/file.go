@@ -288,6 +288,11 @@ func (l *FileLog) usable() error {
 	return l.err
 }
 
+// Syncs returns how many times the log has fsynced its segment files since
+// it was opened: with Append and Wait counts, it shows how many commits
+// share an fsync.
+func (l *FileLog) Syncs() int64 { return l.syncs.Load() }
+
 // Sync writes everything staged and fsyncs it, whatever the policy: on
 // return every record appended so far survives a crash of the machine.
 // A checkpoint of state up to a txn calls it first, so that a checkpoint is
