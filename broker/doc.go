@@ -31,4 +31,54 @@
 // falls behind the log's retention, and then it is told so with an error
 // event history_unavailable that names its last cursor. Close ends every
 // stream with an error event shutting_down and the cursor to resume from.
+//
+// # Durability
+//
+// The default log is in memory: a restart starts empty, under a new log
+// ID, and old cursors are refused with ErrHistoryUnavailable. For a broker
+// that survives restarts, give it a *txlog.FileLog:
+//
+//	l, err := txlog.OpenFile(dir, txlog.FileOptions{})
+//	b, err := broker.New(broker.Options{Log: l, Schema: schema})
+//
+// On restart New rebuilds the documents and index entries from the newest
+// checkpoint and the log after it, txns go on upward, and subscribers
+// resume across the restart with their cursors.
+//
+// A commit's events are delivered only once its record is as durable as
+// the log's txlog.SyncPolicy promises, and Commit returns only then:
+//
+//   - SyncBatch (the default): the record is written and fsynced. Nothing
+//     Commit acknowledged, and no event a subscriber received, is lost to a
+//     crash of the process or of the machine. Concurrent commits share one
+//     fsync (the commit lock is not held across it), so throughput grows
+//     with the number of committers.
+//   - SyncInterval: the record is written to the operating system, and
+//     fsynced every FileOptions.SyncInterval. A crash of the process loses
+//     nothing; a crash of the machine (power, kernel) loses the commits of
+//     the last interval at most, though Commit acknowledged them and
+//     subscribers may have received their events.
+//   - SyncNever: as SyncInterval, but fsynced only when a segment is full,
+//     at a checkpoint, and on Close: a crash of the machine may lose
+//     everything since.
+//
+// A commit that is lost that way is lost whole (the log never keeps part
+// of a record), and so are the commits after it; a cursor of a lost commit
+// is refused with ErrHistoryUnavailable until the log's head passes it.
+//
+// Checkpoints (CheckpointOptions, on by default with a file log) write
+// every document at one txn to a file, atomically and checksummed, when
+// the writes since the last one add up to Every bytes or Interval passes.
+// A restart reads the newest checkpoint and replays only the log after it,
+// and the log's retention (FileOptions.MaxBytes, MaxAge) may delete what
+// the oldest kept checkpoint covers, never more. A damaged checkpoint is
+// skipped for an older one, or for the whole log; where nothing can rebuild
+// the state, New fails with an error wrapping ErrNoState that names each
+// checkpoint tried and what was wrong with it.
+//
+// If the log fails to write or fsync, the fate of the commits waiting for
+// it is unknown until the log is reopened: they fail, the broker stops
+// (later commits and subscriptions fail with the log's error) and every
+// stream ends with shutting_down and its last cursor. A new process (or
+// New on the reopened log) rebuilds the state from what the log holds.
 package broker
