@@ -1490,8 +1490,23 @@ func TestModel(t *testing.T) {
 		nsubs = 60
 	}
 	// Retain everything: this test is about delivery, not retention.
-	lg := txlog.NewMemory(txlog.MemoryOptions{MaxRecords: ntx + 1, MaxBytes: 1 << 40})
-	b, err := New(Options{Log: lg, Schema: modelSchema})
+	runModel(t, seed, txlog.NewMemory(txlog.MemoryOptions{MaxRecords: ntx + 1, MaxBytes: 1 << 40}), ntx, nsubs)
+}
+
+// TestModelFileLog is TestModel on the file log, where commits are staged,
+// fsynced outside the commit lock, and delivered once durable, and where
+// the broker writes checkpoints as it goes.
+func TestModelFileLog(t *testing.T) {
+	seed := modelSeed(t)
+	l, err := txlog.OpenFile(t.TempDir(), txlog.FileOptions{SegmentSize: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runModel(t, seed, l, 800, 40)
+}
+
+func runModel(t *testing.T, seed uint64, lg txlog.Log, ntx, nsubs int) {
+	b, err := New(Options{Log: lg, Schema: modelSchema, Logger: quietLogger, Checkpoint: CheckpointOptions{Every: 64 << 10}})
 	if err != nil {
 		t.Fatal(err)
 	}
