@@ -114,39 +114,6 @@ func cloneSchema(s index.Schema) index.Schema {
 	return index.Schema{Collections: slices.Clone(s.Collections), Indexes: slices.Clone(s.Indexes)}
 }
 
-// replay applies the log after the state's head (zero: the whole log).
-func (b *Broker) replay() error {
-	if b.log.Head().Txn <= b.head {
-		return nil
-	}
-	cat := b.cat.Load()
-	var d index.Diff
-	from := txlog.Pos{}
-	if b.head > 0 {
-		from = txlog.AfterTxn(b.head)
-	}
-	for rec, err := range b.log.Read(txlog.Cursor{Log: b.log.ID(), Pos: from}) {
-		if err != nil {
-			return fmt.Errorf("broker: replaying the log: %w", err)
-		}
-		for i := range rec.Writes {
-			w := &rec.Writes[i]
-			if w.Action == txlog.ActionRewrite {
-				continue
-			}
-			if err := cat.Diff(&d, w.Ref, w.Before, w.After); err != nil {
-				return fmt.Errorf("broker: replaying txn %d: %w", rec.Txn, err)
-			}
-			if err := b.store.Apply(rec.Txn, &d); err != nil {
-				return fmt.Errorf("broker: replaying txn %d: %w", rec.Txn, err)
-			}
-			b.setVersion(w.Ref, rec.Txn, w.After)
-		}
-		b.head = rec.Txn
-	}
-	return nil
-}
-
 // setVersion records a document's new current version (nil data: deleted).
 func (b *Broker) setVersion(ref txlog.Ref, txn txlog.Txn, data []byte) {
 	if data == nil {

@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/tidings/tidings/index"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -95,90 +93,6 @@ func initCheckpoints(opt CheckpointOptions, log txlog.Log) *checkpointer {
 		opt.Keep = DefaultCheckpointKeep
 	}
 	return &checkpointer{opt: opt, kick: make(chan struct{}, 1), done: make(chan struct{})}
-}
-
-// loadState rebuilds the documents and indexes: from the newest usable
-// checkpoint and the log after it, or from the whole log. Called by New.
-func (b *Broker) loadState() error {
-	cp := b.ckpt
-	var tried []string
-	if cp != nil {
-		// A checkpoint write that a crash interrupted left a temporary file.
-		if tmps, _ := filepath.Glob(filepath.Join(cp.opt.Dir, ckptPrefix+"*"+ckptTemp)); len(tmps) > 0 {
-			for _, t := range tmps {
-				os.Remove(t)
-			}
-		}
-		txns, err := listCheckpoints(cp.opt.Dir)
-		if err != nil {
-			return fmt.Errorf("broker: listing checkpoints: %w", err)
-		}
-		for _, txn := range txns {
-			err := b.loadCheckpoint(txn)
-			if err == nil {
-				cp.lastTxn = txn
-				break
-			}
-			if errors.Is(err, index.ErrUnknownCollection) {
-				return err // the schema, not the file: an older one would fail too
-			}
-			b.logger.Warn("broker: skipping a checkpoint", "checkpoint", ckptName(txn), "err", err)
-			tried = append(tried, fmt.Sprintf("%s: %v", ckptName(txn), err))
-		}
-		if p, ok := b.log.(logPinner); ok {
-			keep := txlog.Txn(0)
-			if len(txns) > 0 {
-				keep = min(txns[len(txns)-1], cp.lastTxn)
-			}
-			p.KeepAfter(keep)
-		}
-	}
-	if b.head == 0 && b.log.Oldest() != (txlog.Pos{}) {
-		why := "no checkpoint"
-		if cp == nil {
-			why = "checkpoints are off"
-		} else if len(tried) > 0 {
-			why = strings.Join(tried, "; ")
-		}
-		return fmt.Errorf("%w: the log has dropped the records up to txn %d, and nothing covers them (%s)",
-			ErrNoState, b.log.Oldest().Txn, why)
-	}
-	return b.replay()
-}
-
-// loadCheckpoint makes the checkpoint at txn the state, if it is whole and
-// fits the log: of this log, not ahead of its head, and not older than
-// what the log still holds.
-func (b *Broker) loadCheckpoint(txn txlog.Txn) error {
-	c, err := readCheckpoint(filepath.Join(b.ckpt.opt.Dir, ckptName(txn)))
-	if err != nil {
-		return err
-	}
-	switch {
-	case c.txn != txn:
-		return fmt.Errorf("%w: the file holds txn %d", errCheckpointDamaged, c.txn)
-	case c.log != b.log.ID():
-		return fmt.Errorf("a checkpoint of another log (%s, this one is %s)", c.log, b.log.ID())
-	case txn > b.log.Head().Txn:
-		return fmt.Errorf("ahead of the log, whose head is txn %d: the log lost records the checkpoint saw", b.log.Head().Txn)
-	case b.log.Oldest().Txn > txn:
-		return fmt.Errorf("older than the log, which has dropped the records up to txn %d", b.log.Oldest().Txn)
-	}
-	cat := b.cat.Load()
-	store, docs := index.NewStore(cat), newDocTree()
-	var d index.Diff
-	for _, v := range c.docs {
-		if err := cat.Diff(&d, v.ref, nil, v.data); err != nil {
-			return fmt.Errorf("broker: checkpoint %s: document %s: %w", ckptName(txn), v.ref, err)
-		}
-		if err := store.Apply(txn, &d); err != nil {
-			return fmt.Errorf("broker: checkpoint %s: document %s: %w", ckptName(txn), v.ref, err)
-		}
-		docs.ReplaceOrInsert(v)
-	}
-	b.store, b.docs, b.head = store, docs, txn
-	b.logger.Info("broker: state loaded from a checkpoint", "checkpoint", ckptName(txn), "documents", len(c.docs))
-	return nil
 }
 
 // runCheckpoints is the checkpointer's goroutine: it writes a checkpoint

@@ -1,0 +1,194 @@
+package broker
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/txlog"
+)
+
+// loadState rebuilds the documents and indexes when New opens a log that
+// holds records, in three steps:
+//
+//  1. the documents of the newest usable checkpoint, if any;
+//  2. the log after it (or the whole log), applied to the documents only:
+//     index entries of versions that a later write replaces would be built
+//     only to be torn down;
+//  3. the index entries of the final documents, built in bulk (sorted, then
+//     inserted in order) by as many goroutines as there are processors.
+func (b *Broker) loadState() error {
+	start := time.Now()
+	cp := b.ckpt
+	var tried []string
+	if cp != nil {
+		// A checkpoint write that a crash interrupted left a temporary file.
+		if tmps, _ := filepath.Glob(filepath.Join(cp.opt.Dir, ckptPrefix+"*"+ckptTemp)); len(tmps) > 0 {
+			for _, t := range tmps {
+				os.Remove(t)
+			}
+		}
+		txns, err := listCheckpoints(cp.opt.Dir)
+		if err != nil {
+			return fmt.Errorf("broker: listing checkpoints: %w", err)
+		}
+		for _, txn := range txns {
+			err := b.loadCheckpoint(txn)
+			if err == nil {
+				cp.lastTxn = txn
+				break
+			}
+			b.logger.Warn("broker: skipping a checkpoint", "checkpoint", ckptName(txn), "err", err)
+			tried = append(tried, fmt.Sprintf("%s: %v", ckptName(txn), err))
+		}
+		if p, ok := b.log.(logPinner); ok {
+			keep := txlog.Txn(0)
+			if len(txns) > 0 {
+				keep = min(txns[len(txns)-1], cp.lastTxn)
+			}
+			p.KeepAfter(keep)
+		}
+	}
+	if b.head == 0 && b.log.Oldest() != (txlog.Pos{}) {
+		why := "no checkpoint"
+		if cp == nil {
+			why = "checkpoints are off"
+		} else if len(tried) > 0 {
+			why = strings.Join(tried, "; ")
+		}
+		return fmt.Errorf("%w: the log has dropped the records up to txn %d, and nothing covers them (%s)",
+			ErrNoState, b.log.Oldest().Txn, why)
+	}
+	fromCkpt := b.head
+	replayed, err := b.replay()
+	if err != nil {
+		return err
+	}
+	if b.docs.Len() == 0 && b.head == 0 {
+		return nil
+	}
+	if err := b.buildIndexes(); err != nil {
+		return err
+	}
+	b.logger.Info("broker: state rebuilt", "txn", b.head, "documents", b.docs.Len(), "entries", b.store.Len(),
+		"checkpoint", fromCkpt, "records replayed", replayed, "took", time.Since(start))
+	return nil
+}
+
+// loadCheckpoint makes the documents of the checkpoint at txn the state,
+// if it is whole and fits the log: of this log, not ahead of its head, and
+// not older than what the log still holds.
+func (b *Broker) loadCheckpoint(txn txlog.Txn) error {
+	c, err := readCheckpoint(filepath.Join(b.ckpt.opt.Dir, ckptName(txn)))
+	if err != nil {
+		return err
+	}
+	switch {
+	case c.txn != txn:
+		return fmt.Errorf("%w: the file holds txn %d", errCheckpointDamaged, c.txn)
+	case c.log != b.log.ID():
+		return fmt.Errorf("a checkpoint of another log (%s, this one is %s)", c.log, b.log.ID())
+	case txn > b.log.Head().Txn:
+		return fmt.Errorf("ahead of the log, whose head is txn %d: the log lost records the checkpoint saw", b.log.Head().Txn)
+	case b.log.Oldest().Txn > txn:
+		return fmt.Errorf("older than the log, which has dropped the records up to txn %d", b.log.Oldest().Txn)
+	}
+	docs := newDocTree()
+	for _, v := range c.docs { // in ref order: each insert goes down the right edge
+		docs.ReplaceOrInsert(v)
+	}
+	b.docs, b.head = docs, txn
+	b.logger.Info("broker: state loaded from a checkpoint", "checkpoint", ckptName(txn), "documents", len(c.docs))
+	return nil
+}
+
+// replay applies the log after the state's head (zero: the whole log) to
+// the documents, and returns how many records it read.
+func (b *Broker) replay() (int, error) {
+	if b.log.Head().Txn <= b.head {
+		return 0, nil
+	}
+	cat := b.cat.Load()
+	from := txlog.Pos{}
+	if b.head > 0 {
+		from = txlog.AfterTxn(b.head)
+	}
+	n := 0
+	for rec, err := range b.log.Read(txlog.Cursor{Log: b.log.ID(), Pos: from}) {
+		if err != nil {
+			return n, fmt.Errorf("broker: replaying the log: %w", err)
+		}
+		for i := range rec.Writes {
+			w := &rec.Writes[i]
+			if w.Action == txlog.ActionRewrite {
+				continue
+			}
+			if _, err := cat.CollectionSet(w.Ref.Collection); err != nil {
+				return n, fmt.Errorf("broker: replaying txn %d: %s: %w (declare it in Options.Schema)", rec.Txn, w.Ref, err)
+			}
+			// A copy: w.After shares the record's buffer, before images
+			// included, which the state must not keep alive.
+			var data []byte
+			if w.After != nil {
+				data = bytes.Clone(w.After)
+			}
+			b.setVersion(w.Ref, rec.Txn, data)
+		}
+		b.head = rec.Txn
+		n++
+	}
+	return n, nil
+}
+
+// buildIndexes builds the index store of the documents, at the head:
+// diffs computed in parallel over slices of the documents, entries sorted
+// and inserted in order (index.Bulk).
+func (b *Broker) buildIndexes() error {
+	cat := b.cat.Load()
+	vs := make([]*version, 0, b.docs.Len())
+	b.docs.Ascend(func(v *version) bool {
+		vs = append(vs, v)
+		return true
+	})
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(vs)/8192))
+	bulks := make([]*index.Bulk, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		part := vs[w*len(vs)/workers : (w+1)*len(vs)/workers]
+		bulks[w] = index.NewBulk(cat)
+		wg.Go(func() {
+			var d index.Diff
+			for _, v := range part {
+				err := cat.Diff(&d, v.ref, nil, v.data)
+				if err == nil {
+					err = bulks[w].Add(&d)
+				}
+				if err != nil {
+					errs[w] = fmt.Errorf("broker: indexing %s: %w", v.ref, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := bulks[0].Merge(bulks[1:]...); err != nil {
+		return err
+	}
+	store, err := bulks[0].Store(b.head)
+	if err != nil {
+		return fmt.Errorf("broker: indexing: %w", err)
+	}
+	b.store = store
+	return nil
+}
