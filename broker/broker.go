@@ -219,6 +219,7 @@ func (b *Broker) stop() {
 	b.closed = true
 	close(b.closing)
 	b.notifyChanged()
+	b.subs.each(func(s *subscriber) { s.q.Notify() }) // consumers wait on their queues alone
 }
 
 // Stats is a snapshot of the broker's counters.

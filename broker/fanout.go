@@ -76,6 +76,20 @@ func (r *registry) remove(s *subscriber) {
 	}
 }
 
+// each calls fn for every registered subscriber. Called with mu held.
+func (r *registry) each(fn func(*subscriber)) {
+	for _, l := range r.docs {
+		for _, s := range l.subs {
+			fn(s)
+		}
+	}
+	for _, l := range r.sets.All() {
+		for _, s := range l.subs {
+			fn(s)
+		}
+	}
+}
+
 // publish delivers a committed record to every subscriber it concerns.
 // Called with mu held, right after the commit, so deliveries are in txn
 // order. It never waits: a push to a full queue overflows it, and that

@@ -40,6 +40,11 @@ type Subscription struct {
 	done  chan struct{}   // closed by Close
 	used  atomic.Bool     // Events was called
 	batch []*subscription.Event
+	// delivered counts events handed over since the last addition to the
+	// broker's shared counter: added once per wait, not per event, because
+	// an atomic add per event from every consumer would bounce one cache
+	// line between all the cores.
+	delivered int64
 }
 
 // Subscribe opens a subscription to a document or a set.
@@ -167,6 +172,7 @@ func (s *Subscription) Close() {
 // release frees what the subscription holds; once, through s.once.
 func (s *Subscription) release() {
 	close(s.done)
+	s.sub.q.Notify() // the consumer waits on its queue alone
 	b := s.b
 	b.mu.Lock()
 	b.subs.remove(&s.sub)
@@ -255,6 +261,7 @@ func (s *Subscription) run(k *sink) {
 		}
 		return
 	}
+	defer s.countDelivered()
 	if !s.deliver(k, &s.start) || !s.snapshot(k) || !k.flush() {
 		return
 	}
@@ -267,7 +274,9 @@ func (s *Subscription) run(k *sink) {
 	}
 	for {
 		batch, overflowed, d := s.sub.q.Take(s.batch[:0])
-		b.stats.buffered.Add(int64(d))
+		if d != 0 {
+			b.stats.buffered.Add(int64(d))
+		}
 		for i, e := range batch {
 			batch[i] = nil
 			if e.After(s.pos) && !s.deliver(k, e) {
@@ -290,21 +299,42 @@ func (s *Subscription) run(k *sink) {
 			}
 			continue
 		}
+		// Wait for the queue's signal alone: a close of the subscription or
+		// of the broker signals it too (Queue.Notify). A select over the
+		// broker's closing channel as well would make every consumer lock
+		// that one channel at every wake, on every core.
+		s.countDelivered()
+		if beat == nil {
+			<-s.sub.q.Wake()
+		} else {
+			select {
+			case <-s.sub.q.Wake():
+			case <-beat:
+				st := subscription.Event{Type: subscription.TypeStatus, Txn: b.Head()}
+				st.JSON = subscription.AppendStatus(nil, st.Txn)
+				if !s.deliver(k, &st) || !k.flush() {
+					return
+				}
+				timer.Reset(s.opt.Heartbeat)
+			}
+		}
 		select {
-		case <-s.sub.q.Wake():
 		case <-s.done:
 			return
 		case <-b.closing:
 			s.shutdown(k)
 			return
-		case <-beat:
-			st := subscription.Event{Type: subscription.TypeStatus, Txn: b.Head()}
-			st.JSON = subscription.AppendStatus(nil, st.Txn)
-			if !s.deliver(k, &st) || !k.flush() {
-				return
-			}
-			timer.Reset(s.opt.Heartbeat)
+		default:
 		}
+	}
+}
+
+// countDelivered adds the events delivered since the last call to the
+// broker's counter.
+func (s *Subscription) countDelivered() {
+	if s.delivered != 0 {
+		s.b.stats.delivered.Add(s.delivered)
+		s.delivered = 0
 	}
 }
 
@@ -315,7 +345,7 @@ func (s *Subscription) deliver(k *sink, e *subscription.Event) bool {
 		return false
 	default:
 	}
-	s.b.stats.delivered.Add(1)
+	s.delivered++
 	if !k.put(e) {
 		return false
 	}

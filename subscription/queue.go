@@ -131,6 +131,11 @@ func (q *Queue) Rejoin() {
 // queue and on overflow: the consumer's signal to Take.
 func (q *Queue) Wake() <-chan struct{} { return q.wake }
 
+// Notify wakes the consumer as a push would, without an event: for a stop
+// (its subscription's close, its broker's) that the consumer checks when it
+// wakes, so that it waits on this one channel alone.
+func (q *Queue) Notify() { q.signal() }
+
 func (q *Queue) signal() {
 	select {
 	case q.wake <- struct{}{}:
