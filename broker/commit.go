@@ -1,0 +1,203 @@
+package broker
+
+import (
+	"fmt"
+
+	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/txlog"
+)
+
+// stagingLog is a log that can append in two halves (txlog.FileLog): the
+// record is ordered under the commit lock and made durable outside it.
+type stagingLog interface {
+	Stage(ws []txlog.Write) (txlog.Staged, error)
+	Wait(txlog.Staged) error
+}
+
+// pendingCommit is a commit applied to the state whose record the log has
+// not yet made durable: its events wait here, in txn order.
+type pendingCommit struct {
+	txn   txlog.Txn
+	cat   *index.Catalog
+	ws    []txlog.Write
+	diffs []index.Diff
+}
+
+// commit appends ws, applies it and delivers it. Called with mu held; it
+// returns with mu held, but may release it meanwhile.
+//
+// On a staging log (the file log) a commit is three steps, so that the
+// fsync is not under the commit lock and concurrent commits share one:
+//
+//  1. under mu: stage the record (which fixes its txn and its place in the
+//     log), apply it to the state (the next transaction must see it), and
+//     queue its events as pending;
+//  2. without mu: wait until the log has made the record durable; the
+//     first waiter writes and fsyncs every record staged so far;
+//  3. under mu: deliver every pending commit up to this one, in txn order
+//     (a later commit can find its predecessors durable and deliver them).
+//
+// Nothing is delivered before it is durable: a subscriber never sees a
+// commit that a crash could undo, and its cursors always resume. What
+// reads the state before delivery (a new subscription, Get, a checkpoint)
+// waits for the state's txn to be delivered before using it.
+func (b *Broker) commit(cat *index.Catalog, ws []txlog.Write) (txlog.Txn, error) {
+	// Diff every write before anything is appended, so that a write the
+	// indexes refuse (too many entries) rolls the whole transaction back.
+	diffs := b.takeDiffs(len(ws))
+	for i := range ws {
+		w := &ws[i]
+		if w.Action == txlog.ActionRewrite {
+			continue
+		}
+		if err := cat.Diff(&diffs[i], w.Ref, w.Before, w.After); err != nil {
+			b.putDiffs(diffs)
+			return 0, &WriteError{Op: w.Action.String(), Ref: w.Ref, Err: err}
+		}
+	}
+	sl, staging := b.log.(stagingLog)
+	if !staging {
+		txn, err := b.log.Append(ws)
+		if err != nil {
+			b.putDiffs(diffs)
+			return 0, fmt.Errorf("broker: appending to the log: %w", err)
+		}
+		b.apply(txn, ws, diffs)
+		b.deliver(txn, cat, ws, diffs)
+		b.notifyChanged()
+		return txn, nil
+	}
+	st, err := sl.Stage(ws)
+	if err != nil {
+		b.putDiffs(diffs)
+		return 0, fmt.Errorf("broker: appending to the log: %w", err)
+	}
+	b.apply(st.Txn, ws, diffs)
+	b.pending = append(b.pending, &pendingCommit{txn: st.Txn, cat: cat, ws: ws, diffs: diffs})
+	b.mu.Unlock()
+	err = sl.Wait(st)
+	b.mu.Lock()
+	if err != nil {
+		b.logFailed(err)
+		return 0, b.failed
+	}
+	b.deliverUpTo(st.Txn)
+	return st.Txn, nil
+}
+
+// apply makes a commit the state. Called with mu held.
+func (b *Broker) apply(txn txlog.Txn, ws []txlog.Write, diffs []index.Diff) {
+	for i := range ws {
+		w := &ws[i]
+		if w.Action == txlog.ActionRewrite {
+			continue
+		}
+		if err := b.store.Apply(txn, &diffs[i]); err != nil {
+			// The diff was computed against this store under this lock: a
+			// failure here is a bug, and the state no longer matches the log.
+			panic(fmt.Sprintf("broker: index store refused txn %d: %v", txn, err))
+		}
+		b.setVersion(w.Ref, txn, w.After)
+	}
+	b.head = txn
+	b.wroteBytes(ws)
+}
+
+// deliverUpTo delivers the pending commits up to txn, which is durable,
+// and so are they. Called with mu held.
+func (b *Broker) deliverUpTo(txn txlog.Txn) {
+	n := 0
+	for _, pc := range b.pending {
+		if pc.txn > txn {
+			break
+		}
+		b.deliver(pc.txn, pc.cat, pc.ws, pc.diffs)
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	clear(b.pending[:n])
+	b.pending = b.pending[n:]
+	if len(b.pending) == 0 {
+		b.pending = b.pending[:0:0] // let the backing array go
+	}
+	b.notifyChanged()
+}
+
+// deliver publishes one durable commit. Called with mu held.
+func (b *Broker) deliver(txn txlog.Txn, cat *index.Catalog, ws []txlog.Write, diffs []index.Diff) {
+	b.published = txn
+	b.stats.commits.Add(1)
+	b.publish(cat, txlog.Record{Txn: txn, Writes: ws}, diffs)
+	b.putDiffs(diffs)
+}
+
+// awaitPublished returns once txn is delivered, or with an error when the
+// broker stops first or done is closed. Commits are delivered only once
+// durable, so what was read from the state at txn is then safe to show.
+func (b *Broker) awaitPublished(txn txlog.Txn, done <-chan struct{}) error {
+	for {
+		b.mu.Lock()
+		if b.published >= txn {
+			b.mu.Unlock()
+			return nil
+		}
+		if b.failed != nil {
+			// Closing is no reason to stop waiting: Close makes the
+			// pending commits durable, and they are then delivered.
+			b.mu.Unlock()
+			return b.failed
+		}
+		if b.changeCh == nil {
+			b.changeCh = make(chan struct{})
+		}
+		ch := b.changeCh
+		b.mu.Unlock()
+		select {
+		case <-ch:
+		case <-done:
+			return ErrClosed
+		}
+	}
+}
+
+// logFailed stops the broker after the log failed to make a commit
+// durable. The state holds commits whose fate is unknown (they may or may
+// not be found when the log is reopened), so none of them is delivered,
+// nothing more is committed, and every stream ends with shutting_down and
+// the cursor of its last delivered event: after a restart, which rebuilds
+// the state from what the log holds, every subscriber resumes. Called with
+// mu held.
+func (b *Broker) logFailed(err error) {
+	if b.failed != nil {
+		return
+	}
+	b.failed = fmt.Errorf("broker: the log failed, so the broker stopped; reopen it: %w", err)
+	b.logger.Error("broker: the log failed; no more commits until it is reopened", "err", err)
+	b.pending = nil
+	b.stop()
+	b.notifyChanged() // stop does not when the broker was closing already
+}
+
+// takeDiffs returns a diff slice of n, reused from a finished commit where
+// possible: a Diff keeps its buffers from one use to the next. Called with
+// mu held.
+func (b *Broker) takeDiffs(n int) []index.Diff {
+	if k := len(b.diffs); k > 0 {
+		d := b.diffs[k-1]
+		b.diffs[k-1] = nil
+		b.diffs = b.diffs[:k-1]
+		if cap(d) >= n {
+			return d[:n]
+		}
+	}
+	return make([]index.Diff, n)
+}
+
+// putDiffs keeps a diff slice for a later commit. Called with mu held.
+func (b *Broker) putDiffs(d []index.Diff) {
+	if len(b.diffs) < 64 {
+		b.diffs = append(b.diffs, d[:cap(d)])
+	}
+}
