@@ -201,11 +201,22 @@ func BenchmarkEncodeWrite(b *testing.B) {
 // its start event. The caller owns the connection, and the reader, which
 // holds whatever followed the start event in the same read.
 func openRawSSE(addr string) (net.Conn, *bufio.Reader, error) {
+	return openRawSSEPath(addr, "/sse?collection=spells")
+}
+
+// ssePaths are the two ways of following the collection: a stream of its
+// own, and one subscription of a multiplexed stream.
+var ssePaths = []struct{ name, path string }{
+	{"single", "/sse?collection=spells"},
+	{"multiplexed", "/sse?subscriptions=" + url.QueryEscape(`{"all":{"collection":"spells"}}`)},
+}
+
+func openRawSSEPath(addr, path string) (net.Conn, *bufio.Reader, error) {
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		return nil, nil, err
 	}
-	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/sse?collection=spells", nil)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
 	if err := req.Write(conn); err != nil {
 		conn.Close()
 		return nil, nil, err
@@ -484,8 +495,15 @@ func (tr *fanoutTracker) wait(b *testing.B, n int, fail <-chan error) {
 // windows of 64 commits ahead of the slowest client. deliveries/s is
 // events received by all clients together per second, from the first
 // commit until the last client has the last event; commits/s the same
-// per commit.
+// per commit. Each client follows the collection on a stream of its own,
+// or as one subscription of a multiplexed stream.
 func BenchmarkSSEFanout1k(b *testing.B) {
+	for _, p := range ssePaths {
+		b.Run(p.name, func(b *testing.B) { sseFanout(b, p.path) })
+	}
+}
+
+func sseFanout(b *testing.B, path string) {
 	const (
 		clients = 1000
 		window  = 64
@@ -503,7 +521,7 @@ func BenchmarkSSEFanout1k(b *testing.B) {
 		wg.Wait()
 	}()
 	for range clients {
-		conn, body, err := openRawSSE(u.Host)
+		conn, body, err := openRawSSEPath(u.Host, path)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -142,7 +142,7 @@ func (s *Server) serveMulti(w http.ResponseWriter, r *http.Request, req StreamRe
 	compound := func() string {
 		return (&multiCursor{log: s.Broker.LogID(), names: hash, pos: last}).String()
 	}
-	buf := f.preamble(nil)
+	pre := f.preamble(nil) // goes out with the first batch
 	targets := make([]subscription.Target, len(parts))
 	for i, p := range parts {
 		targets[i] = p.target
@@ -156,10 +156,15 @@ func (s *Server) serveMulti(w http.ResponseWriter, r *http.Request, req StreamRe
 			if code, ok := endCode(ctx); ok {
 				id := compound()
 				e := errorEvent(0, code, context.Cause(ctx).Error()+"; resume from the cursor", id)
-				sw.write(f.named(buf, e, nil, id))
+				sw.write(f.named(pre, e, nil, id))
 			}
 			return
 		}
+		// A pooled buffer, held until the batch is written: see
+		// writeBuffers.
+		bp := getWriteBuffer()
+		buf := append((*bp)[:0], pre...)
+		pre = nil
 		for {
 			auth.batch()
 			for i := range tb.events {
@@ -190,9 +195,10 @@ func (s *Server) serveMulti(w http.ResponseWriter, r *http.Request, req StreamRe
 			}
 			break
 		}
-		if !sw.write(buf) {
+		ok := sw.write(buf)
+		putWriteBuffer(bp, buf)
+		if !ok {
 			return
 		}
-		buf = buf[:0]
 	}
 }
