@@ -51,13 +51,14 @@ type Broker struct {
 	// the last commit delivered to subscribers, which is durable; between
 	// them are the pending commits, staged in the log and applied to the
 	// state but waiting for their fsync (see commit).
-	head      txlog.Txn
-	published txlog.Txn
-	pending   []*pendingCommit
-	failed    error // the log failed: the broker has stopped
-	subs      registry
-	closed    bool
-	diffs     [][]index.Diff // free diff slices, reused by commits
+	head        txlog.Txn
+	published   txlog.Txn
+	pending     []*pendingCommit
+	failed      error // the log failed: the broker has stopped
+	subs        registry
+	closed      bool // no more commits or streams: Close, or a failed log
+	closeCalled bool
+	diffs       [][]index.Diff // free diff slices, reused by commits
 	// changeCh is closed by the next commit, for pages that wait for one.
 	changeCh chan struct{}
 
@@ -195,10 +196,13 @@ func (b *Broker) redefine(change func(*index.Schema)) error {
 // the cursor to resume from, and the log is closed.
 func (b *Broker) Close() error {
 	b.mu.Lock()
-	if b.closed {
+	if b.closeCalled {
 		b.mu.Unlock()
 		return nil
 	}
+	// A broker stopped by a log failure is closed already to commits and
+	// streams, but its log and checkpointer still need releasing.
+	b.closeCalled = true
 	b.stop()
 	b.mu.Unlock()
 	if b.ckpt != nil {

@@ -231,6 +231,15 @@ func TestLogFailureStopsTheBroker(t *testing.T) {
 		if _, err := b.Subscribe(ctx, fire, subscription.Options{}); !errors.Is(err, disk) {
 			t.Fatalf("a subscription after the failure: %v", err)
 		}
+		// Close still releases the log, so that it can be reopened.
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		l, err := txlog.OpenFile(lg.Dir(), txlog.FileOptions{})
+		if err != nil {
+			t.Fatalf("reopening the log after Close: %v", err)
+		}
+		l.Close()
 	})
 }
 
