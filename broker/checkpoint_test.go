@@ -314,6 +314,18 @@ func TestCheckpointNotBackedByLog(t *testing.T) {
 	if b.ckpt.lastTxn != 0 || dumpState(t, b) != want {
 		t.Fatalf("a checkpoint at %d ahead of the log was used (loaded %d)", ck, b.ckpt.lastTxn)
 	}
+	// It is set aside: once the log passes its txn it must not look usable.
+	if _, err := os.Stat(filepath.Join(early, "checkpoints", ckptName(ck)+ckptAside)); err != nil {
+		t.Fatalf("the checkpoint ahead of the log was not set aside: %v", err)
+	}
+	for b.Head() <= ck {
+		churn(t, b, r, 10)
+	}
+	b.Close()
+	b = mustCkptBroker(t, early, txlog.FileOptions{}, CheckpointOptions{})
+	if b.ckpt.lastTxn == ck {
+		t.Fatalf("the set-aside checkpoint at %d was loaded once the log passed it", ck)
+	}
 	b.Close()
 
 	other := t.TempDir()

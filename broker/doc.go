@@ -72,7 +72,9 @@
 // A restart reads the newest checkpoint and replays only the log after it,
 // and the log's retention (FileOptions.MaxBytes, MaxAge) may delete what
 // the oldest kept checkpoint covers, never more. A damaged checkpoint is
-// skipped for an older one, or for the whole log; where nothing can rebuild
+// skipped for an older one, or for the whole log (one ahead of the log, as
+// a machine crash under SyncNever could leave it, is also renamed with the
+// suffix .ahead, so that it is never used later); where nothing can rebuild
 // the state, New fails with an error wrapping ErrNoState that names each
 // checkpoint tried and what was wrong with it.
 //

@@ -47,6 +47,14 @@ func (b *Broker) loadState() error {
 			}
 			b.logger.Warn("broker: skipping a checkpoint", "checkpoint", ckptName(txn), "err", err)
 			tried = append(tried, fmt.Sprintf("%s: %v", ckptName(txn), err))
+			if errors.Is(err, errAheadOfLog) {
+				// Set it aside: once the log's head passes its txn it would
+				// look usable, though the log's history no longer matches it.
+				path := filepath.Join(cp.opt.Dir, ckptName(txn))
+				if err := os.Rename(path, path+ckptAside); err != nil {
+					return fmt.Errorf("broker: setting aside a checkpoint ahead of the log: %w", err)
+				}
+			}
 		}
 		if p, ok := b.log.(logPinner); ok {
 			keep := txlog.Txn(0)
@@ -82,6 +90,12 @@ func (b *Broker) loadState() error {
 	return nil
 }
 
+// errAheadOfLog: a checkpoint of a txn the log does not have.
+var errAheadOfLog = errors.New("ahead of the log")
+
+// ckptAside is the suffix of a checkpoint set aside as unusable for good.
+const ckptAside = ".ahead"
+
 // loadCheckpoint makes the documents of the checkpoint at txn the state,
 // if it is whole and fits the log: of this log, not ahead of its head, and
 // not older than what the log still holds.
@@ -96,7 +110,8 @@ func (b *Broker) loadCheckpoint(txn txlog.Txn) error {
 	case c.log != b.log.ID():
 		return fmt.Errorf("a checkpoint of another log (%s, this one is %s)", c.log, b.log.ID())
 	case txn > b.log.Head().Txn:
-		return fmt.Errorf("ahead of the log, whose head is txn %d: the log lost records the checkpoint saw", b.log.Head().Txn)
+		return fmt.Errorf("%w, whose head is txn %d: the log lost records the checkpoint saw (set aside as %s)",
+			errAheadOfLog, b.log.Head().Txn, ckptName(txn)+ckptAside)
 	case b.log.Oldest().Txn > txn:
 		return fmt.Errorf("older than the log, which has dropped the records up to txn %d", b.log.Oldest().Txn)
 	}
