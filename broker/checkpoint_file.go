@@ -166,7 +166,7 @@ func decodeCheckpoint(r *bufio.Reader, size int64) (*ckptFile, error) {
 	colls := map[string]string{} // interned: a handful of names, a million documents
 	var lenBuf [binary.MaxVarintLen64]byte
 	for {
-		n, err := readUvarint(r, read, lenBuf[:])
+		n, err := readUvarint(read, lenBuf[:])
 		if err != nil {
 			return nil, err
 		}
@@ -211,7 +211,7 @@ func decodeCheckpoint(r *bufio.Reader, size int64) (*ckptFile, error) {
 
 // readUvarint reads a uvarint a byte at a time through read, which hashes
 // and bounds it.
-func readUvarint(r *bufio.Reader, read func([]byte) error, buf []byte) (uint64, error) {
+func readUvarint(read func([]byte) error, buf []byte) (uint64, error) {
 	for i := range buf {
 		if err := read(buf[i : i+1]); err != nil {
 			return 0, err

@@ -149,10 +149,7 @@ func (b *Broker) awaitPublished(txn txlog.Txn, done <-chan struct{}) error {
 			b.mu.Unlock()
 			return b.failed
 		}
-		if b.changeCh == nil {
-			b.changeCh = make(chan struct{})
-		}
-		ch := b.changeCh
+		ch := b.nextChange()
 		b.mu.Unlock()
 		select {
 		case <-ch:

@@ -49,6 +49,16 @@ func (l *gatedLog) Wait(s txlog.Staged) error {
 	return l.FileLog.Wait(s)
 }
 
+// gatedBroker returns a broker on a gated log, without checkpoints.
+func gatedBroker(t *testing.T) (*Broker, *gatedLog) {
+	lg := newGatedLog(t)
+	b, err := New(Options{Log: lg, Schema: ckptSchema, Checkpoint: CheckpointOptions{Disable: true}, Logger: quietLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, lg
+}
+
 // open lets txn's Wait go on (err nil) or fail with err.
 func (l *gatedLog) open(txn txlog.Txn, err error) { l.gate(txn) <- err }
 
@@ -94,11 +104,7 @@ func kinds(evs []subscription.Event) string {
 // out of order are still delivered in txn order, each once.
 func TestNothingShownBeforeDurable(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		lg := newGatedLog(t)
-		b, err := New(Options{Log: lg, Schema: ckptSchema, Checkpoint: CheckpointOptions{Disable: true}, Logger: quietLogger})
-		if err != nil {
-			t.Fatal(err)
-		}
+		b, lg := gatedBroker(t)
 		defer b.Close()
 		ctx := context.Background()
 		commit := func(id, element string) chan txlog.Txn {
@@ -192,11 +198,7 @@ func TestNothingShownBeforeDurable(t *testing.T) {
 // started, with none for one whose start was the failed commit's.
 func TestLogFailureStopsTheBroker(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		lg := newGatedLog(t)
-		b, err := New(Options{Log: lg, Schema: ckptSchema, Checkpoint: CheckpointOptions{Disable: true}, Logger: quietLogger})
-		if err != nil {
-			t.Fatal(err)
-		}
+		b, lg := gatedBroker(t)
 		defer b.Close()
 		ctx := context.Background()
 		fire := must(subscription.Match("spells_by_element", "fire"))

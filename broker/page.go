@@ -126,10 +126,16 @@ func (b *Broker) changed() (<-chan struct{}, bool) {
 	if b.closed {
 		return nil, false
 	}
+	return b.nextChange(), true
+}
+
+// nextChange returns the channel the next commit closes, making it if
+// nobody waits yet. Called with mu held.
+func (b *Broker) nextChange() chan struct{} {
 	if b.changeCh == nil {
 		b.changeCh = make(chan struct{})
 	}
-	return b.changeCh, true
+	return b.changeCh
 }
 
 // notifyChanged wakes the waiting pages. Called with mu held.

@@ -4,11 +4,11 @@ package broker
 // documents with 2 indexes, from a checkpoint and by replaying the log,
 // and the time to write that checkpoint. Run them with
 //
-//	go test -run '^$' -bench 'Restart|CheckpointWrite' -benchtime 3x -count 3 -timeout 30m ./broker/
+//	go test -run '^$' -bench 'Restart|CheckpointWrite' -benchtime 2x -count 3 -timeout 30m ./broker/
 //
-// in about 16 minutes on two busy cores, at a peak of about 1.5 GB of
+// in about 5 minutes on two quiet cores, at a peak of about 1.5 GB of
 // memory and 1.3 GB of disk; -bench 'Restart$|CheckpointWrite' leaves out
-// the variants with history and takes about 5 minutes.
+// the variants with history.
 //
 // Each top-level benchmark builds its state once, untimed (commits of 1000
 // documents on a file log under SyncNever, and a checkpoint), in a

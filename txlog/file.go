@@ -212,12 +212,13 @@ func (l *FileLog) Oldest() Pos {
 // covers the record; the records of appends waiting at the same time are
 // written with one write and one fsync.
 func (l *FileLog) Append(ws []Write) (Txn, error) {
+	if l.serialSync {
+		l.serial.Lock()
+		defer l.serial.Unlock()
+	}
 	st, err := l.Stage(ws)
 	if err != nil {
 		return 0, err
-	}
-	if l.serialSync {
-		defer l.serial.Unlock() // taken by Stage
 	}
 	return st.Txn, l.Wait(st)
 }
@@ -254,15 +255,9 @@ func (l *FileLog) Stage(ws []Write) (Staged, error) {
 	if len(payload) > maxPayload {
 		return Staged{}, fmt.Errorf("%w: %d bytes encoded, more than %d", ErrInvalidRecord, len(payload), maxPayload)
 	}
-	if l.serialSync {
-		l.serial.Lock() // released by Append after its Wait
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.usable(); err != nil {
-		if l.serialSync {
-			l.serial.Unlock()
-		}
 		return Staged{}, err
 	}
 	t := l.clock.Next()
