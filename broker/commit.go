@@ -117,11 +117,11 @@ func (b *Broker) deliverUpTo(txn txlog.Txn) {
 	if n == 0 {
 		return
 	}
-	clear(b.pending[:n])
-	b.pending = b.pending[n:]
-	if len(b.pending) == 0 {
-		b.pending = b.pending[:0:0] // let the backing array go
-	}
+	// Move the rest to the front: the array is reused, not grown anew by
+	// the next commit.
+	rest := copy(b.pending, b.pending[n:])
+	clear(b.pending[rest:])
+	b.pending = b.pending[:rest]
 	b.notifyChanged()
 }
 
