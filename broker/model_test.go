@@ -546,6 +546,10 @@ func (x *xSub) expect(logID txlog.ID, recs []mRecord) []xEvent {
 	out := []xEvent{{typ: subscription.TypeStart, txn: x.start, cursor: x.cursor,
 		json: map[string]any{"type": "start", "txn": num(x.start), "cursor": x.cursor.String(), "event": num(x.start)}}}
 	if !x.resume && x.opt.Snapshot {
+		// Guarantee 2: the start cursor is withheld until the snapshot's
+		// last page, which carries it.
+		out[0].cursor = txlog.Cursor{}
+		delete(out[0].json.(map[string]any), "cursor")
 		out = append(out, x.snapshotEvents()...)
 	}
 	i := sort.Search(len(recs), func(i int) bool { return recs[i].txn >= x.cursor.Pos.Txn })
@@ -598,6 +602,8 @@ func (x *xSub) snapshotEvents() []xEvent {
 			"type": "snapshot", "txn": num(x.start), "event": map[string]any{"data": nz(data), "last": last}}}
 		if last {
 			e.action = subscription.ActionLastPage
+			e.cursor = x.cursor
+			e.json.(map[string]any)["cursor"] = x.cursor.String()
 		}
 		return e
 	}
@@ -902,6 +908,12 @@ func checkStream(got []subscription.Event) []string {
 			if e.Txn != start {
 				errs = append(errs, fmt.Sprintf("event %d: snapshot at txn %d, start %d", i, e.Txn, start))
 			}
+			if e.HasCursor() {
+				if e.Action != subscription.ActionLastPage || last.Log != (txlog.ID{}) {
+					errs = append(errs, fmt.Sprintf("event %d: a cursor on a snapshot page that is not the last, or after the start's", i))
+				}
+				last = e.Cursor
+			}
 			continue
 		case e.Type == subscription.TypeError:
 			if i != len(got)-1 {
@@ -911,7 +923,11 @@ func checkStream(got []subscription.Event) []string {
 				Event struct{ Cursor string }
 			}
 			_ = json.Unmarshal(e.JSON, &ej)
-			if ej.Event.Cursor != last.String() || e.Txn != last.Pos.Txn {
+			want, wantTxn := last.String(), last.Pos.Txn
+			if last.Log == (txlog.ID{}) {
+				want, wantTxn = "", start // ended within the snapshot: no cursor yet
+			}
+			if ej.Event.Cursor != want || e.Txn != wantTxn {
 				errs = append(errs, fmt.Sprintf("event %d: error at txn %d names cursor %s, the last received was %s (%d.%d.%d)",
 					i, e.Txn, ej.Event.Cursor, last, last.Pos.Txn, last.Pos.Op, last.Seq))
 			}
@@ -1350,6 +1366,21 @@ func (m *model) fresh(kind string) {
 	m.start(x, kind, slow)
 }
 
+// restart starts again, with a snapshot, a subscriber that stopped before
+// it had a cursor: its target at the current head.
+func (m *model) restart(c *consumer) {
+	if c.x.target.kind == subscription.KindDocument {
+		if _, ok := m.state[c.x.target.ref]; !ok {
+			return // a document stream on a missing document fails
+		}
+	}
+	slow := m.r.IntN(3) == 0
+	x := xSub{target: c.x.target, opt: m.randomOptions(slow), start: m.head,
+		cursor: txlog.Cursor{Log: m.logID, Pos: txlog.AfterTxn(m.head)}, snap: maps.Clone(m.state)}
+	x.opt.Snapshot = true
+	m.start(x, "restart", slow)
+}
+
 // resumeFrom starts a subscriber on target that resumes after cursor c.
 func (m *model) resumeFrom(target mTarget, c txlog.Cursor, kind string) {
 	slow := m.r.IntN(3) == 0
@@ -1412,6 +1443,12 @@ func (m *model) resumeQuitter(c *consumer, i int) {
 		cur = c.sub.StartCursor() // it stopped before its first event
 	}
 	c.resumed = true
+	if cur.Log == (txlog.ID{}) {
+		// It stopped within its snapshot, which offers no cursor yet
+		// (guarantee 2): it starts again.
+		m.restart(c)
+		return
+	}
 	m.resumeFrom(c.x.target, cur, "requit")
 }
 
@@ -1430,6 +1467,12 @@ func (m *model) cancelAndResume(c *consumer) {
 		cur = c.sub.StartCursor() // cancelled before its first event
 	}
 	c.resumed = true
+	if cur.Log == (txlog.ID{}) {
+		// It stopped within its snapshot, which offers no cursor yet
+		// (guarantee 2): it starts again.
+		m.restart(c)
+		return
+	}
 	m.resumeFrom(c.x.target, cur, "recancel")
 }
 

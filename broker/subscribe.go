@@ -29,6 +29,11 @@ type Subscription struct {
 	sub   subscriber
 	opt   subscription.Options
 	start subscription.Event
+	// withheld: the stream starts with a snapshot, and offers no cursor
+	// until its last page, which carries the start cursor (guarantee 2 of
+	// the package doc: a snapshot is never resumed halfway).
+	withheld    bool
+	startCursor txlog.Cursor
 
 	// The snapshot, when asked for: the state at the start txn.
 	doc   *version        // a document stream's document
@@ -143,7 +148,17 @@ func (b *Broker) Subscribe(ctx context.Context, target subscription.Target, opt 
 	b.mu.Unlock()
 
 	b.stats.subscriptions.Add(1)
-	s.start = subscription.Event{Type: subscription.TypeStart, Txn: startTxn, Cursor: s.pos, CursorText: s.pos.String()}
+	s.startCursor = s.pos
+	s.start = subscription.Event{Type: subscription.TypeStart, Txn: startTxn}
+	// A stream that starts with a snapshot withholds the start cursor until
+	// the snapshot's last page: a client cut off in the middle of the
+	// snapshot, through whatever front, then has no cursor to resume from
+	// and starts again, instead of resuming after a snapshot it never got
+	// whole.
+	s.withheld = opt.Snapshot && opt.Cursor == ""
+	if !s.withheld {
+		s.start.Cursor, s.start.CursorText = s.pos, s.pos.String()
+	}
 	s.start.JSON = subscription.AppendStart(nil, startTxn, s.start.CursorText)
 	// The AfterFunc may run at once (ctx is done already) and before
 	// s.stop is set: it releases without touching s.stop.
@@ -154,8 +169,11 @@ func (b *Broker) Subscribe(ctx context.Context, target subscription.Target, opt 
 // Start returns the stream's start txn.
 func (s *Subscription) Start() txlog.Txn { return s.start.Txn }
 
-// StartCursor returns the cursor of the start event: resuming from it
-// gives the whole stream after the start again.
+// StartCursor returns the cursor the start event carries: resuming from
+// it gives the whole stream after the start again. It is the zero Cursor
+// for a stream that starts with a snapshot, whose start cursor comes on
+// the snapshot's last page instead: until then there is nothing to resume
+// from, and a stream cut short starts again.
 func (s *Subscription) StartCursor() txlog.Cursor { return s.start.Cursor }
 
 // Close ends the subscription and frees its queue. An Events loop in
@@ -373,7 +391,7 @@ func (s *Subscription) shutdown(k *sink) {
 func (s *Subscription) fail(k *sink, code, description string) {
 	e := subscription.Event{Type: subscription.TypeError, Txn: s.pos.Pos.Txn, Action: code}
 	cursor := ""
-	if s.pos != (txlog.Cursor{}) {
+	if s.pos != (txlog.Cursor{}) && !s.withheld {
 		cursor = s.pos.String()
 	}
 	e.JSON = subscription.AppendError(nil, e.Txn, code, description, cursor)
@@ -475,11 +493,22 @@ func before(p txlog.Pos) txlog.Pos {
 	return txlog.AfterTxn(p.Txn - 1)
 }
 
-func snapshotAction(last bool) string {
+// snapshotPage delivers one page of the snapshot. The last page carries
+// the start cursor, withheld until then.
+func (s *Subscription) snapshotPage(k *sink, ms []subscription.Member, f subscription.Fields, withData, last bool) bool {
+	e := subscription.Event{Type: subscription.TypeSnapshot, Txn: s.start.Txn}
 	if last {
-		return subscription.ActionLastPage
+		e.Action = subscription.ActionLastPage
+		e.Cursor, e.CursorText = s.startCursor, s.startCursor.String()
 	}
-	return ""
+	e.JSON = subscription.AppendSnapshot(nil, e.Txn, e.CursorText, ms, f, withData, last)
+	if !s.deliver(k, &e) {
+		return false
+	}
+	if last {
+		s.withheld = false
+	}
+	return true
 }
 
 // snapshot delivers the snapshot pages, if asked for.
@@ -487,14 +516,10 @@ func (s *Subscription) snapshot(k *sink) bool {
 	if !s.opt.Snapshot || s.opt.Cursor != "" {
 		return true
 	}
-	f, txn := s.opt.Fields, s.start.Txn
-	page := func(ms []subscription.Member, withData, last bool) bool {
-		e := subscription.Event{Type: subscription.TypeSnapshot, Txn: txn, Action: snapshotAction(last)}
-		e.JSON = subscription.AppendSnapshot(nil, txn, ms, f&^subscription.FieldIndex|subscription.FieldDocument, withData, last)
-		return s.deliver(k, &e)
-	}
+	f := s.opt.Fields
 	if s.sub.spec.target.Kind == subscription.KindDocument {
-		return page([]subscription.Member{{Ref: s.doc.ref, TS: s.doc.ts, Data: s.doc.data}}, true, true)
+		ms := []subscription.Member{{Ref: s.doc.ref, TS: s.doc.ts, Data: s.doc.data}}
+		return s.snapshotPage(k, ms, f&^subscription.FieldIndex|subscription.FieldDocument, true, true)
 	}
 	f = f | subscription.FieldDocument
 	var pos index.Position
@@ -516,9 +541,7 @@ func (s *Subscription) snapshot(k *sink) bool {
 			}
 			members = append(members, m)
 		}
-		e := subscription.Event{Type: subscription.TypeSnapshot, Txn: txn, Action: snapshotAction(!more)}
-		e.JSON = subscription.AppendSnapshot(nil, txn, members, f, s.opt.Data, !more)
-		if !s.deliver(k, &e) || !k.flush() {
+		if !s.snapshotPage(k, members, f, s.opt.Data, !more) || !k.flush() {
 			return false
 		}
 		if !more {

@@ -406,7 +406,7 @@ func (s *Subscription) read(next func() ([]byte, error), yield func(subscription
 					}
 				}
 				*started, s.snap = true, false
-				s.last = held[0].Cursor
+				s.last = e.Cursor // the last page carries the start cursor
 				held = nil
 			}
 		case subscription.TypeError:

@@ -120,11 +120,12 @@ type Member struct {
 // AppendSnapshot appends a snapshot event: a page of the target's state at
 // the start txn, each member shaped as a set event's document and index
 // (a document stream's one member as a version event's document, with its
-// data). last marks the final page.
+// data). last marks the final page, which carries the stream's start
+// cursor (the earlier pages have none: cursor is "").
 //
-//	{"type":"snapshot","txn":T,"event":{"data":[{"document":…},…],"last":true}}
-func AppendSnapshot(dst []byte, txn txlog.Txn, members []Member, f Fields, withData, last bool) []byte {
-	dst = appendHead(dst, TypeSnapshot, txn, "")
+//	{"type":"snapshot","txn":T,"cursor":"…","event":{"data":[{"document":…},…],"last":true}}
+func AppendSnapshot(dst []byte, txn txlog.Txn, cursor string, members []Member, f Fields, withData, last bool) []byte {
+	dst = appendHead(dst, TypeSnapshot, txn, cursor)
 	dst = append(dst, `,"event":{"data":[`...)
 	for i := range members {
 		m := &members[i]

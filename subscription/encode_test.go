@@ -199,12 +199,12 @@ func TestAppendSnapshotShape(t *testing.T) {
 		{Ref: trickyRef, TS: 4, Data: []byte(`{}`), Terms: index.TupleOf(fire), Values: index.TupleOf(fire)},
 	}
 	// The document is always there, even when the fields leave it out.
-	wantJSON(t, AppendSnapshot(nil, 9, ms, FieldIndex, true, false), `{"type":"snapshot","txn":9,"event":{"data":[`+
+	wantJSON(t, AppendSnapshot(nil, 9, "", ms, FieldIndex, true, false), `{"type":"snapshot","txn":9,"event":{"data":[`+
 		`{"document":{"ref":{"collection":"c","id":"1"},"ts":3,"data":{"e":"fire"}},"index":{"terms":["fire"],"values":[]}},`+
 		`{"document":{"ref":`+trickyRefJSON+`,"ts":4,"data":{}},"index":{"terms":["fire"],"values":["fire"]}}],"last":false}}`)
-	wantJSON(t, AppendSnapshot(nil, 9, ms[:1], FieldAction, false, true), `{"type":"snapshot","txn":9,"event":{"data":[`+
+	wantJSON(t, AppendSnapshot(nil, 9, "C", ms[:1], FieldAction, false, true), `{"type":"snapshot","txn":9,"cursor":"C","event":{"data":[`+
 		`{"document":{"ref":{"collection":"c","id":"1"},"ts":3}}],"last":true}}`)
-	wantJSON(t, AppendSnapshot(nil, 9, nil, DefaultFields, false, true), `{"type":"snapshot","txn":9,"event":{"data":[],"last":true}}`)
+	wantJSON(t, AppendSnapshot(nil, 9, "", nil, DefaultFields, false, true), `{"type":"snapshot","txn":9,"event":{"data":[],"last":true}}`)
 }
 
 func TestAppendStartStatusErrorRewrite(t *testing.T) {

@@ -171,19 +171,19 @@ func BenchmarkEncodeWrite(b *testing.B) {
 					buf := make([]byte, 0, 64<<10)
 					wire := 0
 					for i := range events {
-						wire += len(fr.f.event(nil, &events[i]))
+						wire += len(frameOne(fr.f, nil, &events[i]))
 					}
 					b.ReportAllocs()
 					for b.Loop() {
 						if coalesce {
 							buf = buf[:0]
 							for i := range events {
-								buf = fr.f.event(buf, &events[i])
+								buf = frameOne(fr.f, buf, &events[i])
 							}
 							write(buf)
 						} else {
 							for i := range events {
-								buf = fr.f.event(buf[:0], &events[i])
+								buf = frameOne(fr.f, buf[:0], &events[i])
 								write(buf)
 							}
 						}

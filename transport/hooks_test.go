@@ -194,6 +194,9 @@ func TestAuthorize(t *testing.T) {
 		t.Run(proto, func(t *testing.T) {
 			c := client(proto)
 			defer c.CloseIdleConnections()
+			// The streams of the previous protocol's run end when the
+			// server sees their clients go.
+			waitFor(t, 10*time.Second, "earlier streams to end", func() bool { return b.Stats().Subscriptions == 0 })
 			for _, tc := range []struct {
 				auth   string
 				status int

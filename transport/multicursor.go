@@ -19,7 +19,9 @@ import (
 // bytes), count, the largest txn, then per subscription the distance of
 // its txn below the largest, op+1 (0 for the end of a transaction) and
 // seq, all uvarints. Subscriptions usually sit at or near the same txn,
-// so each costs a few bytes.
+// so each costs a few bytes. A subscription with no position yet (cut
+// within its snapshot, which withholds its cursor) has op noPosition and
+// the other two 0: it starts again.
 type multiCursor struct {
 	log   txlog.ID
 	names uint32
@@ -27,6 +29,10 @@ type multiCursor struct {
 }
 
 const multiCursorVersion = 2
+
+// noPosition is the op of a subscription without a position: above any
+// op+1, so that no real position encodes to it.
+const noPosition = 1<<32 + 1
 
 func namesHash(names []string) uint32 {
 	d := xxhash.New()
@@ -49,6 +55,12 @@ func (m *multiCursor) String() string {
 	}
 	b = binary.AppendUvarint(b, uint64(top))
 	for _, c := range m.pos {
+		if c.Log == (txlog.ID{}) {
+			b = binary.AppendUvarint(b, 0)
+			b = binary.AppendUvarint(b, noPosition)
+			b = binary.AppendUvarint(b, 0)
+			continue
+		}
 		b = binary.AppendUvarint(b, uint64(top-c.Pos.Txn))
 		op := uint64(c.Pos.Op) + 1
 		if c.Pos.Op == ^uint32(0) {
@@ -101,6 +113,9 @@ func parseMultiCursor(s string, n int, names uint32) (multiCursor, error) {
 		dist, ok1 := next()
 		op, ok2 := next()
 		seq, ok3 := next()
+		if ok1 && ok2 && ok3 && op == noPosition && dist == 0 && seq == 0 {
+			continue // no position: the zero Cursor
+		}
 		if !ok1 || !ok2 || !ok3 || dist > top || op > 1<<32 || seq > 1<<32-1 {
 			return bad("malformed position")
 		}

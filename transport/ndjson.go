@@ -40,16 +40,14 @@ func (ndjson) header(h http.Header) {
 
 func (ndjson) preamble(dst []byte) []byte { return dst }
 
-func (ndjson) event(dst []byte, e *subscription.Event) []byte {
-	dst = append(dst, e.JSON...)
-	return append(dst, '\r', '\n')
-}
-
-func (f ndjson) named(dst []byte, e *subscription.Event, name []byte, _ string) []byte {
-	if name == nil { // an event of the whole stream: its end
-		return f.event(dst, e)
+// frame appends the event's JSON line, with "subscription":name spliced
+// in on a multiplexed stream.
+func (ndjson) frame(dst []byte, e *subscription.Event, name []byte, _ string) []byte {
+	if name == nil {
+		dst = append(dst, e.JSON...)
+	} else {
+		dst = appendNamed(dst, e.JSON, name)
 	}
-	dst = appendNamed(dst, e.JSON, name)
 	return append(dst, '\r', '\n')
 }
 

@@ -22,14 +22,13 @@ import (
 
 // evReader reads the events of a stream response, NDJSON or SSE, and
 // checks the framing of each: NDJSON lines end with \r\n; an SSE event's
-// name is its type (stream_error for errors), and its id is its cursor.
+// name is its type (stream_error for errors), and its id is its cursor
+// (a start event followed by a snapshot has none: the broker withholds it
+// until the last snapshot page, which carries it).
 // SSE heartbeats are comments, which it skips; NDJSON ones it returns.
 type evReader struct {
 	br  *bufio.Reader // NDJSON
 	sse *sseParser    // SSE
-	// heldStart is the cursor of a start event sent without its SSE id,
-	// which the snapshot's last page carries instead.
-	heldStart string
 	// multiplexed: the SSE id is the stream's compound cursor, not the
 	// event's own; it must be there on every event with a cursor.
 	multiplexed bool
@@ -84,13 +83,6 @@ func (r *evReader) next() (wire, error) {
 	if r.multiplexed {
 		if w.Cursor != "" && (!ev.SetID || ev.ID == "") {
 			return w, fmt.Errorf("SSE event without an id for the cursor %q", w.Cursor)
-		}
-	} else if w.Type == "start" && !ev.SetID && r.heldStart == "" {
-		// A snapshot follows: the start's id waits for its last page.
-		r.heldStart = w.Cursor
-	} else if w.Type == "snapshot" && ev.SetID {
-		if ev.ID != r.heldStart {
-			return w, fmt.Errorf("SSE id %q on the last snapshot page, want the start cursor %q", ev.ID, r.heldStart)
 		}
 	} else if ev.SetID != (w.Cursor != "") || (ev.SetID && ev.ID != w.Cursor) {
 		return w, fmt.Errorf("SSE id %q (set %v) for the cursor %q", ev.ID, ev.SetID, w.Cursor)

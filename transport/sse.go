@@ -53,17 +53,14 @@ func (f sse) preamble(dst []byte) []byte {
 	return append(dst, '\n')
 }
 
-// event appends one SSE event. No value can start a new field: the cursor
-// is base64url, the names are fixed, and the JSON line is compact; should
-// a CR or LF reach it anyway, it is written as a space, which in JSON is
-// only ever whitespace between tokens (inside strings they are escaped).
-func (f sse) event(dst []byte, e *subscription.Event) []byte {
-	return f.named(dst, e, nil, e.CursorString())
-}
-
-// named appends an event of a multiplexed stream: its data names its
-// subscription, and id (the stream's compound cursor) resumes them all.
-func (sse) named(dst []byte, e *subscription.Event, name []byte, id string) []byte {
+// frame appends one SSE event: id (when given), the event's type, and its
+// JSON line as data, with "subscription":name spliced in on a multiplexed
+// stream; a status event is a comment line. No value can start a new
+// field: the cursor is base64url, the names are fixed, and the JSON line
+// is compact; should a CR or LF reach it anyway, it is written as a space,
+// which in JSON is only ever whitespace between tokens (inside strings
+// they are escaped).
+func (sse) frame(dst []byte, e *subscription.Event, name []byte, id string) []byte {
 	if e.Type == subscription.TypeStatus {
 		dst = append(dst, ": "...)
 		dst = appendLine(dst, e.JSON)

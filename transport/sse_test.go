@@ -200,7 +200,7 @@ func checkSSEFrame(t *testing.T, e *subscription.Event) {
 	// Another event first, so that an event without a cursor can be seen
 	// to keep the previous id, as EventSource does.
 	prev := "id: " + prevID + "\nevent: start\ndata: {}\n\n"
-	out := sse{retry: DefaultRetry}.event(nil, e)
+	out := frameOne(sse{retry: DefaultRetry}, nil, e)
 	p, evs, err := parseSSE(append([]byte(prev), out...))
 	if err != nil {
 		t.Fatalf("%q: %v", out, err)
@@ -298,7 +298,7 @@ func TestSSEEventFraming(t *testing.T) {
 	// dispatches nothing of its own.
 	f := sse{retry: 1500 * 1e6}
 	start := &subscription.Event{Type: subscription.TypeStart, Txn: 1, JSON: []byte(`{"type":"start","txn":1,"event":1}`)}
-	p, evs, err := parseSSE(f.event(f.preamble(nil), start))
+	p, evs, err := parseSSE(frameOne(f, f.preamble(nil), start))
 	if err != nil || len(evs) != 1 || evs[0].Type != "start" || p.retry != 1500 || len(p.odd) != 0 {
 		t.Fatalf("preamble: %v %+v retry %d odd %q", err, evs, p.retry, p.odd)
 	}
@@ -311,7 +311,7 @@ func TestSSEEventFramingOfEncodedEvents(t *testing.T) {
 	desc := "line\rone\nline\r\ntwo\n\nid: x\r\n"
 	e := errorEvent(7, CodeStreamLifetime, desc, c.String())
 	checkSSEFrame(t, e)
-	_, evs, _ := parseSSE(sse{}.event(nil, e))
+	_, evs, _ := parseSSE(frameOne(sse{}, nil, e))
 	w, err := parseWire([]byte(evs[0].Data))
 	if err != nil || w.Event.Code != CodeStreamLifetime || w.Event.Cursor != c.String() {
 		t.Fatalf("%+v %v", w, err)
@@ -337,4 +337,9 @@ func FuzzSSEEvent(f *testing.F) {
 		c.Seq = seq
 		checkSSEFrame(t, &subscription.Event{Type: subscription.Type(typ), Txn: txlog.Txn(txn), Cursor: c, JSON: data})
 	})
+}
+
+// frameOne frames e as the only subscription of a stream does.
+func frameOne(f framer, dst []byte, e *subscription.Event) []byte {
+	return f.frame(dst, e, nil, e.CursorString())
 }

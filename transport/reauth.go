@@ -1,0 +1,57 @@
+package transport
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/tidings/tidings/subscription"
+)
+
+// reauthorization asks Authorize again every Heartbeat during a stream:
+// on a heartbeat when the stream is idle, and before the next batch when
+// it is busy (a busy stream sends no heartbeats).
+type reauthorization struct {
+	s       *Server
+	r       *http.Request
+	targets []subscription.Target
+	period  time.Duration
+	next    time.Time
+	due     bool
+}
+
+func (s *Server) reauth(r *http.Request, targets ...subscription.Target) *reauthorization {
+	period := orDefault(s.Heartbeat, DefaultHeartbeat)
+	return &reauthorization{s: s, r: r, targets: targets, period: period, next: time.Now().Add(period)}
+}
+
+// batch is called at the start of each batch of events.
+func (a *reauthorization) batch() {
+	a.due = a.s.Authorize != nil && !time.Now().Before(a.next)
+}
+
+// check is called before each event; it returns Authorize's refusal of
+// any of the stream's targets, when a check is due.
+func (a *reauthorization) check(e *subscription.Event) error {
+	if a.s.Authorize == nil || !(a.due || e.Type == subscription.TypeStatus) {
+		return nil
+	}
+	a.due, a.next = false, time.Now().Add(a.period)
+	for _, t := range a.targets {
+		if err := a.s.Authorize(a.r, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// authorize asks the Authorize hook; its refusal is the error to answer
+// with (401 or 403: see authError).
+func (s *Server) authorize(r *http.Request, t subscription.Target) error {
+	if s.Authorize == nil {
+		return nil
+	}
+	if err := s.Authorize(r, t); err != nil {
+		return authError(err)
+	}
+	return nil
+}
