@@ -9,8 +9,11 @@ import (
 	"github.com/tidings/tidings/txlog"
 )
 
-// Sentinel errors, tested with errors.Is. A failed write is a *WriteError
-// that wraps one of them.
+// Sentinel errors, tested with errors.Is: with those of the log (a log
+// failure wraps the log's own error), these are every error a caller of
+// the broker can get, so that a front (an HTTP transport) can map them to
+// its responses in one table. A failed write is a *WriteError that wraps
+// one of them.
 var (
 	// ErrExists: Create of a document that exists.
 	ErrExists = errors.New("broker: document exists")
@@ -33,6 +36,21 @@ var (
 	// ErrInvalidRewrite: a history rewrite at a ts the document's current
 	// version does not come after.
 	ErrInvalidRewrite = errors.New("broker: invalid history rewrite")
+	// ErrInvalidTarget: a target that cannot be followed (no kind, an
+	// unknown collection or index, the wrong number of terms). The error
+	// also wraps the reason: ErrUnknownCollection, ErrUnknownIndex or
+	// ErrTermCount.
+	ErrInvalidTarget = subscription.ErrInvalidTarget
+	// ErrInvalidOptions: subscription options out of range (an unknown
+	// field, a page size).
+	ErrInvalidOptions = subscription.ErrInvalidOptions
+	// ErrUnknownIndex: a set of an index the schema does not declare.
+	ErrUnknownIndex = index.ErrUnknownIndex
+	// ErrTermCount: a match with the wrong number of terms for its index.
+	ErrTermCount = index.ErrTermCount
+	// ErrTooManyEntries: a write whose document would have more index
+	// entries than index.MaxEntriesPerDocument.
+	ErrTooManyEntries = index.ErrTooManyEntries
 )
 
 // WriteError says which write of a transaction failed, and why.

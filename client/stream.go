@@ -10,13 +10,13 @@ import (
 	"io"
 	"iter"
 	"net/http"
-	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/tidings/tidings/subscription"
+	"github.com/tidings/tidings/transport"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -26,9 +26,9 @@ type Subscription struct {
 	c      *Client
 	ctx    context.Context
 	cancel context.CancelFunc
-	body   map[string]any // the stream request, without its cursor
-	snap   bool           // a snapshot is asked for and not yet complete
-	last   txlog.Cursor   // the last event delivered: where to resume
+	req    transport.StreamRequest // the stream request, without its cursor
+	snap   bool                    // a snapshot is asked for and not yet complete
+	last   txlog.Cursor            // the last event delivered: where to resume
 	used   atomic.Bool
 	done   <-chan struct{} // the client's, closed by Client.Close
 	mu     sync.Mutex
@@ -39,32 +39,12 @@ type Subscription struct {
 // with the same targets, options and events as broker.Subscribe. Nothing
 // is sent until Events is ranged over.
 func (c *Client) Subscribe(ctx context.Context, target subscription.Target, opt subscription.Options) (*Subscription, error) {
-	body := map[string]any{}
-	switch target.Kind {
-	case subscription.KindDocument:
-		body["document"] = target.Ref
-	case subscription.KindCollection:
-		body["collection"] = target.Collection
-	case subscription.KindIndex:
-		body["index"] = target.Index
-		if len(target.Terms) > 0 {
-			body["terms"] = target.Terms
-		}
-	default:
-		return nil, fmt.Errorf("%w: no kind", subscription.ErrInvalidTarget)
+	req, err := transport.NewStreamRequest(target, opt)
+	if err != nil {
+		return nil, err
 	}
-	if opt.Fields != 0 {
-		body["fields"] = opt.Fields.String()
-	}
-	for name, v := range map[string]bool{"snapshot": opt.Snapshot, "updates": opt.Updates, "data": opt.Data} {
-		if v {
-			body[name] = true
-		}
-	}
-	if opt.SnapshotPageSize != 0 {
-		body["page_size"] = opt.SnapshotPageSize
-	}
-	s := &Subscription{c: c, body: body, snap: opt.Snapshot && opt.Cursor == ""}
+	req.Cursor = "" // each connection sends the latest
+	s := &Subscription{c: c, req: req, snap: opt.Snapshot && opt.Cursor == ""}
 	if opt.Cursor != "" {
 		cur, err := txlog.ParseCursor(opt.Cursor)
 		if err != nil {
@@ -175,14 +155,11 @@ func (s *Subscription) connect(yield func(subscription.Event) bool, started *boo
 	}
 	open := false
 	defer func() { c.release(cn, open) }()
-	body := make(map[string]any, len(s.body)+1)
-	for k, v := range s.body {
-		body[k] = v
-	}
+	sreq := s.req
 	if s.last.Log != (txlog.ID{}) {
-		body["cursor"] = s.last.String()
+		sreq.Cursor = s.last.String()
 	}
-	req, err := c.request(s.ctx, body)
+	req, err := c.request(s.ctx, sreq)
 	if err != nil {
 		s.fail(err)
 		return 0, false
@@ -216,31 +193,18 @@ func (s *Subscription) connect(yield func(subscription.Event) bool, started *boo
 // request makes the request of one connection: a POST with the JSON body
 // for NDJSON; for SSE, a GET with the request in the query string and the
 // cursor in Last-Event-ID.
-func (c *Client) request(ctx context.Context, body map[string]any) (*http.Request, error) {
+func (c *Client) request(ctx context.Context, sreq transport.StreamRequest) (*http.Request, error) {
 	var req *http.Request
 	var err error
 	if c.SSE {
-		q := url.Values{}
-		for k, v := range body {
-			switch v := v.(type) {
-			case string:
-				q.Set(k, v)
-			case txlog.Ref:
-				q.Set("collection", v.Collection)
-				q.Set("id", v.ID)
-			default:
-				b, _ := json.Marshal(v)
-				q.Set(k, string(b))
-			}
-		}
-		cursor := q.Get("cursor")
-		q.Del("cursor")
-		req, err = http.NewRequestWithContext(ctx, http.MethodGet, c.URL+"/sse?"+q.Encode(), nil)
+		cursor := sreq.Cursor
+		sreq.Cursor = ""
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, c.URL+"/sse?"+sreq.Query().Encode(), nil)
 		if err == nil && cursor != "" {
 			req.Header.Set("Last-Event-ID", cursor)
 		}
 	} else {
-		b, _ := json.Marshal(body)
+		b, _ := json.Marshal(sreq)
 		req, err = http.NewRequestWithContext(ctx, http.MethodPost, c.URL+"/stream", bytes.NewReader(b))
 		if err == nil {
 			req.Header.Set("Content-Type", "application/json")

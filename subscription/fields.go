@@ -1,6 +1,8 @@
 package subscription
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -58,4 +60,37 @@ func (f Fields) String() string {
 		}
 	}
 	return strings.Join(parts, ",")
+}
+
+// MarshalJSON writes the fields as a JSON list of names, as stream
+// requests carry them: ["action","document"].
+func (f Fields) MarshalJSON() ([]byte, error) {
+	names := []string{}
+	for _, n := range fieldNames {
+		if f&n.f != 0 {
+			names = append(names, n.name)
+		}
+	}
+	return json.Marshal(names)
+}
+
+// UnmarshalJSON reads a JSON list of names, or one comma-separated string
+// of them (as the query parameter fields is written); unknown names fail
+// with ErrInvalidOptions. An empty list is DefaultFields, as in
+// ParseFields.
+func (f *Fields) UnmarshalJSON(b []byte) error {
+	var list []string
+	if err := json.Unmarshal(b, &list); err != nil {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidOptions, errors.New(`"fields" must be a list of strings or a comma-separated string`))
+		}
+		list = []string{s}
+	}
+	fs, err := ParseFields(strings.Join(list, ","))
+	if err != nil {
+		return err
+	}
+	*f = fs
+	return nil
 }

@@ -7,9 +7,7 @@ import (
 	"net/http"
 
 	"github.com/tidings/tidings/broker"
-	"github.com/tidings/tidings/index"
 	"github.com/tidings/tidings/subscription"
-	"github.com/tidings/tidings/txlog"
 )
 
 // Error codes of error responses and error events.
@@ -46,6 +44,33 @@ func badRequest(format string, args ...any) *Error {
 	return &Error{http.StatusBadRequest, CodeInvalidRequest, fmt.Sprintf(format, args...)}
 }
 
+// errorTable maps the errors a handler can get (the broker's, which it
+// lists in full, and this package's own) to responses. The first match
+// wins: an error may wrap several (an unknown index is also an invalid
+// target), and the more telling comes first.
+var errorTable = []struct {
+	err         error
+	status      int
+	code        string
+	description string // instead of the error's text, if set
+}{
+	{broker.ErrTermCount, http.StatusBadRequest, CodeInvalidRequest, ""},
+	{broker.ErrUnknownCollection, http.StatusNotFound, CodeNotFound, ""},
+	{broker.ErrUnknownIndex, http.StatusNotFound, CodeNotFound, ""},
+	{broker.ErrNotFound, http.StatusNotFound, CodeNotFound, ""},
+	{broker.ErrInvalidTarget, http.StatusBadRequest, CodeInvalidRequest, ""},
+	{broker.ErrInvalidOptions, http.StatusBadRequest, CodeInvalidRequest, ""},
+	{broker.ErrNotObject, http.StatusBadRequest, CodeInvalidRequest, ""},
+	{broker.ErrInvalidRewrite, http.StatusBadRequest, CodeInvalidRequest, ""},
+	{broker.ErrTooManyEntries, http.StatusBadRequest, CodeInvalidRequest, ""},
+	{broker.ErrHistoryUnavailable, http.StatusGone, CodeHistoryUnavailable, ""},
+	{broker.ErrInvalidCursor, http.StatusGone, CodeHistoryUnavailable, ""},
+	{broker.ErrExists, http.StatusConflict, CodeConflict, ""},
+	{broker.ErrClosed, http.StatusServiceUnavailable, CodeShuttingDown, "the broker is closed"},
+	{ErrUnauthorized, http.StatusUnauthorized, CodeUnauthorized, ""},
+	{ErrForbidden, http.StatusForbidden, CodePermissionDenied, ""},
+}
+
 // errorFor maps an error from parsing, the broker or a hook to a response.
 func errorFor(err error) *Error {
 	var e *Error
@@ -55,23 +80,15 @@ func errorFor(err error) *Error {
 		return e
 	case errors.As(err, &maxBytes):
 		return &Error{http.StatusRequestEntityTooLarge, CodeBodyTooLarge, fmt.Sprintf("the body is larger than %d bytes", maxBytes.Limit)}
-	case errors.Is(err, index.ErrTermCount):
-		return &Error{http.StatusBadRequest, CodeInvalidRequest, err.Error()}
-	case errors.Is(err, index.ErrUnknownCollection), errors.Is(err, index.ErrUnknownIndex), errors.Is(err, broker.ErrNotFound):
-		return &Error{http.StatusNotFound, CodeNotFound, err.Error()}
-	case errors.Is(err, subscription.ErrInvalidTarget), errors.Is(err, subscription.ErrInvalidOptions),
-		errors.Is(err, broker.ErrNotObject), errors.Is(err, broker.ErrInvalidRewrite):
-		return &Error{http.StatusBadRequest, CodeInvalidRequest, err.Error()}
-	case errors.Is(err, txlog.ErrHistoryUnavailable), errors.Is(err, txlog.ErrInvalidCursor):
-		return &Error{http.StatusGone, CodeHistoryUnavailable, err.Error()}
-	case errors.Is(err, broker.ErrExists):
-		return &Error{http.StatusConflict, CodeConflict, err.Error()}
-	case errors.Is(err, broker.ErrClosed):
-		return &Error{http.StatusServiceUnavailable, CodeShuttingDown, "the broker is closed"}
-	case errors.Is(err, ErrUnauthorized):
-		return &Error{http.StatusUnauthorized, CodeUnauthorized, err.Error()}
-	case errors.Is(err, ErrForbidden):
-		return &Error{http.StatusForbidden, CodePermissionDenied, err.Error()}
+	}
+	for _, row := range errorTable {
+		if errors.Is(err, row.err) {
+			d := row.description
+			if d == "" {
+				d = err.Error()
+			}
+			return &Error{row.status, row.code, d}
+		}
 	}
 	return &Error{http.StatusInternalServerError, "internal", err.Error()}
 }

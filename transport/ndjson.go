@@ -24,7 +24,7 @@ func (s *Server) Stream() http.Handler {
 				writeError(w, badRequest("%v", err))
 				return
 			}
-			req.Fields = fieldList{set: true, fields: fs}
+			req.Fields = fs
 		}
 		s.serve(w, r, req, ndjson{})
 	})

@@ -56,7 +56,7 @@ func (s *Server) parts(r *http.Request, req StreamRequest) (*parts, error) {
 	if len(req.Subscriptions) > MaxSubscriptionsPerStream {
 		return nil, badRequest("more than %d subscriptions", MaxSubscriptionsPerStream)
 	}
-	if req.Collection != "" || req.Index != "" || req.Document != nil || len(req.Terms) > 0 || req.Fields.set ||
+	if req.Collection != "" || req.Index != "" || req.Document != nil || len(req.Terms) > 0 || req.Fields != 0 ||
 		req.Snapshot || req.Updates || req.Data || req.PageSize != 0 {
 		return nil, badRequest("with subscriptions, give each one its target and options; only cursor goes beside them")
 	}

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/tidings/tidings/index"
 	"github.com/tidings/tidings/subscription"
@@ -28,16 +28,16 @@ import (
 // action, document, prev, diff, index), "snapshot", "cursor", "updates",
 // "data" and "page_size" (snapshot page size).
 type StreamRequest struct {
-	Collection string            `json:"collection,omitempty"`
-	Index      string            `json:"index,omitempty"`
-	Terms      []json.RawMessage `json:"terms,omitempty"`
-	Document   *txlog.Ref        `json:"document,omitempty"`
-	Fields     fieldList         `json:"fields,omitempty"`
-	Snapshot   bool              `json:"snapshot,omitempty"`
-	Cursor     string            `json:"cursor,omitempty"`
-	Updates    bool              `json:"updates,omitempty"`
-	Data       bool              `json:"data,omitempty"`
-	PageSize   int               `json:"page_size,omitempty"`
+	Collection string              `json:"collection,omitempty"`
+	Index      string              `json:"index,omitempty"`
+	Terms      []json.RawMessage   `json:"terms,omitempty"`
+	Document   *txlog.Ref          `json:"document,omitempty"`
+	Fields     subscription.Fields `json:"fields,omitempty"`
+	Snapshot   bool                `json:"snapshot,omitempty"`
+	Cursor     string              `json:"cursor,omitempty"`
+	Updates    bool                `json:"updates,omitempty"`
+	Data       bool                `json:"data,omitempty"`
+	PageSize   int                 `json:"page_size,omitempty"`
 
 	// Subscriptions carries many subscriptions over one stream, by name,
 	// instead of one target: each event then names its subscription. With
@@ -48,29 +48,6 @@ type StreamRequest struct {
 
 // MaxSubscriptionsPerStream bounds the subscriptions of one stream.
 const MaxSubscriptionsPerStream = 256
-
-// fieldList reads fields as a JSON list or a comma-separated string.
-type fieldList struct {
-	set    bool
-	fields subscription.Fields
-}
-
-func (f *fieldList) UnmarshalJSON(b []byte) error {
-	var list []string
-	if err := json.Unmarshal(b, &list); err != nil {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return errors.New(`"fields" must be a list of strings or a comma-separated string`)
-		}
-		list = []string{s}
-	}
-	fs, err := subscription.ParseFields(strings.Join(list, ","))
-	if err != nil {
-		return err
-	}
-	f.set, f.fields = true, fs
-	return nil
-}
 
 // maxTerms bounds the terms of one request.
 const maxTerms = 64
@@ -144,7 +121,7 @@ func queryStreamRequest(q url.Values, allow ...string) (StreamRequest, error) {
 		if err != nil {
 			return req, badRequest("%v", err)
 		}
-		req.Fields = fieldList{set: true, fields: fs}
+		req.Fields = fs
 	}
 	var err error
 	for name, dst := range map[string]*bool{"snapshot": &req.Snapshot, "updates": &req.Updates, "data": &req.Data} {
@@ -211,11 +188,72 @@ func (req *StreamRequest) target() (subscription.Target, subscription.Options, e
 	}
 	opt := subscription.Options{Snapshot: req.Snapshot, Cursor: req.Cursor, Updates: req.Updates,
 		Data: req.Data, SnapshotPageSize: req.PageSize}
-	if req.Fields.set {
-		opt.Fields = req.Fields.fields
-	}
+	opt.Fields = req.Fields
 	if opt.SnapshotPageSize < 0 || opt.SnapshotPageSize > subscription.MaxSnapshotPageSize {
 		return t, opt, badRequest("page_size must be between 1 and %d", subscription.MaxSnapshotPageSize)
 	}
 	return t, opt, nil
+}
+
+// NewStreamRequest returns the request for a target and options: what a
+// client sends to follow the target as broker.Subscribe would (the Go
+// client does). Options the wire does not carry (Buffer, BufferBytes,
+// Heartbeat) are the server's to choose, and left out.
+func NewStreamRequest(t subscription.Target, opt subscription.Options) (StreamRequest, error) {
+	req := StreamRequest{Fields: opt.Fields, Snapshot: opt.Snapshot, Cursor: opt.Cursor, Updates: opt.Updates,
+		Data: opt.Data, PageSize: opt.SnapshotPageSize}
+	switch t.Kind {
+	case subscription.KindDocument:
+		ref := t.Ref
+		req.Document = &ref
+	case subscription.KindCollection:
+		req.Collection = t.Collection
+	case subscription.KindIndex:
+		req.Index = t.Index
+		for _, v := range t.Terms {
+			req.Terms = append(req.Terms, v.AppendJSON(nil))
+		}
+	default:
+		return req, fmt.Errorf("%w: no kind", subscription.ErrInvalidTarget)
+	}
+	return req, nil
+}
+
+// Query returns the request as the query string of an SSE or feed
+// request, as the SSE and Feed handlers read it. Subscriptions go as one
+// JSON parameter.
+func (req StreamRequest) Query() url.Values {
+	q := url.Values{}
+	set := func(k, v string) {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	set("collection", req.Collection)
+	set("index", req.Index)
+	if req.Document != nil {
+		q.Set("collection", req.Document.Collection)
+		q.Set("id", req.Document.ID)
+	}
+	if len(req.Terms) > 0 {
+		b, _ := json.Marshal(req.Terms)
+		q.Set("terms", string(b))
+	}
+	if req.Fields != 0 {
+		q.Set("fields", req.Fields.String())
+	}
+	for k, v := range map[string]bool{"snapshot": req.Snapshot, "updates": req.Updates, "data": req.Data} {
+		if v {
+			q.Set(k, "true")
+		}
+	}
+	if req.PageSize != 0 {
+		q.Set("page_size", strconv.Itoa(req.PageSize))
+	}
+	set("cursor", req.Cursor)
+	if len(req.Subscriptions) > 0 {
+		b, _ := json.Marshal(req.Subscriptions)
+		q.Set("subscriptions", string(b))
+	}
+	return q
 }
