@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/tidings/tidings/index"
 	"github.com/tidings/tidings/subscription"
@@ -60,7 +61,10 @@ type WriteError struct {
 	Err error
 }
 
-func (e *WriteError) Error() string { return fmt.Sprintf("broker: %s %s: %v", e.Op, e.Ref, e.Err) }
+func (e *WriteError) Error() string {
+	// The sentinels say "broker: " themselves: once is enough.
+	return fmt.Sprintf("broker: %s %s: %s", e.Op, e.Ref, strings.TrimPrefix(e.Err.Error(), "broker: "))
+}
 
 // Unwrap returns the cause, for errors.Is and errors.As.
 func (e *WriteError) Unwrap() error { return e.Err }

@@ -78,7 +78,7 @@ func (b *Broker) ReadPage(ctx context.Context, target subscription.Target, opt s
 
 // readPage reads one page from the log.
 func (b *Broker) readPage(cat *index.Catalog, sp *spec, after txlog.Cursor, n int) (Page, error) {
-	if err := txlog.CheckCursor(b.log, after); err != nil {
+	if err := b.checkResume(after); err != nil {
 		return Page{}, err
 	}
 	p := Page{Cursor: after}

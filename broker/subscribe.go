@@ -116,7 +116,7 @@ func (b *Broker) Subscribe(ctx context.Context, target subscription.Target, opt 
 
 	var startTxn txlog.Txn
 	if opt.Cursor != "" {
-		if err := txlog.CheckCursor(b.log, resume); err != nil {
+		if err := b.checkResume(resume); err != nil {
 			b.mu.Unlock()
 			return nil, err
 		}
@@ -475,6 +475,19 @@ func (s *Subscription) readFailed(k *sink, err error) bool {
 		s.fail(k, "internal", err.Error())
 	}
 	return false
+}
+
+// checkResume reports whether the log still holds what resuming after c
+// needs: what follows c, and the rest of c's own write, which is read
+// again from just before it (a write's later events share its position).
+// A cursor whose write retention dropped fails with
+// ErrHistoryUnavailable here, before anything is delivered, as it does
+// for every front.
+func (b *Broker) checkResume(c txlog.Cursor) error {
+	if err := txlog.CheckCursor(b.log, c); err != nil {
+		return err
+	}
+	return txlog.CheckCursor(b.log, txlog.Cursor{Log: c.Log, Pos: before(c.Pos)})
 }
 
 // before returns the position just before p's write, so that reading after

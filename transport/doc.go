@@ -8,7 +8,9 @@
 //     in the query string; id is the cursor, event the type ("stream_error"
 //     for error events), data the JSON line; Last-Event-ID resumes.
 //   - Server.Write: a transaction of writes as JSON, for producers that
-//     are not Go, mounted only when EnableWrites is set.
+//     are not Go, mounted only when AuthorizeWrite is set, which consents
+//     to each; it takes application/json alone, so that a page on another
+//     origin must pass CORS to write.
 //
 // Every event is the same JSON line in every transport (see package
 // subscription). Errors before a stream starts are a non-2xx status with

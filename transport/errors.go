@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/tidings/tidings/broker"
 	"github.com/tidings/tidings/subscription"
@@ -22,6 +23,8 @@ const (
 	CodePermissionDenied   = "permission_denied"
 	CodeStreamLifetime     = "stream_lifetime"
 	CodeConflict           = "conflict"
+	// CodeUnsupportedMediaType: a write that is not application/json (415).
+	CodeUnsupportedMediaType = "unsupported_media_type"
 )
 
 // Sentinel errors an Authorize hook returns (or wraps) to refuse a request:
@@ -96,6 +99,13 @@ func errorFor(err error) *Error {
 // writeError answers with an error response. A non-2xx status also stops
 // a browser's EventSource from reconnecting in a loop.
 func writeError(w http.ResponseWriter, e *Error) {
+	if len(e.Description) > maxDescription {
+		// Descriptions may quote the request (an unknown name): a huge
+		// request does not come back whole.
+		d := *e
+		d.Description = strings.ToValidUTF8(d.Description[:maxDescription], "") + "…"
+		e = &d
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
@@ -106,6 +116,9 @@ func writeError(w http.ResponseWriter, e *Error) {
 	body, _ := json.Marshal(map[string]any{"error": map[string]string{"code": e.Code, "description": e.Description}})
 	w.Write(append(body, '\n'))
 }
+
+// maxDescription bounds the description of an error response, in bytes.
+const maxDescription = 512
 
 // writeErr answers with the response for err, and logs the errors that are
 // the server's fault.

@@ -65,6 +65,9 @@ func do(t testing.TB, c *http.Client, method, url, body string, header http.Head
 		cancel()
 		t.Fatal(err)
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json") // as a JSON client sends it
+	}
 	for k, vs := range header {
 		req.Header[k] = vs
 	}

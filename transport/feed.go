@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,7 +34,7 @@ const (
 // Concurrent long-polls for the same target, options and cursor share one
 // read and one encoded response.
 func (s *Server) Feed() http.Handler {
-	return s.endpoint(http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
+	return s.endpoint(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		req, err := queryStreamRequest(q, "wait")
 		if err != nil {
@@ -52,7 +53,7 @@ func (s *Server) Feed() http.Handler {
 		var wait time.Duration
 		if q.Has("wait") {
 			if wait, err = parseWait(q.Get("wait")); err != nil {
-				writeError(w, badRequest("wait: %v", err))
+				s.writeErr(w, r, err)
 				return
 			}
 		}
@@ -61,19 +62,16 @@ func (s *Server) Feed() http.Handler {
 			s.writeErr(w, r, err)
 			return
 		}
-		if s.Authorize != nil {
-			if err := s.Authorize(r, target); err != nil {
-				writeError(w, authError(err))
-				return
-			}
+		if err := s.authorize(r, target); err != nil {
+			writeError(w, errorFor(err))
+			return
 		}
 		if opt.Snapshot {
 			writeError(w, badRequest("a feed has no snapshot"))
 			return
 		}
 
-		read := func() (*feedPage, error) {
-			ctx := context.WithoutCancel(r.Context())
+		read := func(ctx context.Context) (*feedPage, error) {
 			if wait > 0 {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, wait)
@@ -103,28 +101,41 @@ func (s *Server) Feed() http.Handler {
 		var page *feedPage
 		if wait > 0 {
 			// Long-polls wait together: one read serves them all.
-			page, err = s.polls.do(r.URL.RawQuery, read)
+			page, err = s.polls.do(r.Context(), r.URL.RawQuery, read)
 		} else {
-			page, err = read()
+			page, err = read(r.Context())
 		}
 		if err != nil {
+			if r.Context().Err() != nil {
+				return // the client went away
+			}
 			s.writeErr(w, r, err)
 			return
 		}
 		h := w.Header()
 		h.Set("Content-Type", "application/json")
 		h.Set("ETag", page.etag)
-		if page.more {
-			h.Set("Cache-Control", "public, max-age=31536000, immutable")
-		} else {
+		switch {
+		case !page.more:
 			h.Set("Cache-Control", "no-store")
+		case s.Authorize != nil || hasCredentials(r):
+			// The page never changes, but it was given to this caller:
+			// no shared cache may hand it to another (RFC 9111, 3.5).
+			h.Set("Cache-Control", "private, max-age=31536000, immutable")
+			h.Add("Vary", "Authorization, Cookie")
+		default:
+			h.Set("Cache-Control", "public, max-age=31536000, immutable")
 		}
-		if r.Header.Get("If-None-Match") == page.etag {
+		if etagMatch(r.Header.Get("If-None-Match"), page.etag) {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
+		h.Set("Content-Length", strconv.Itoa(len(page.body)))
+		if r.Method == http.MethodHead {
+			return
+		}
 		w.Write(page.body)
-	})
+	}, http.MethodGet, http.MethodHead)
 }
 
 // feedPage is an encoded page, shared by collapsed requests.
@@ -134,21 +145,49 @@ type feedPage struct {
 	more bool
 }
 
+// parseWait reads wait: seconds (a decimal number), or a Go duration
+// such as 500ms.
 func parseWait(s string) (time.Duration, error) {
+	bad := badRequest("wait must be a number of seconds from 0 to %d, or a duration such as 500ms", int(MaxFeedWait/time.Second))
 	var d time.Duration
 	if n, err := strconv.ParseFloat(s, 64); err == nil {
+		if n < 0 || n > MaxFeedWait.Seconds() {
+			return 0, bad
+		}
 		d = time.Duration(n * float64(time.Second))
 	} else if d, err = time.ParseDuration(s); err != nil {
-		return 0, err
+		return 0, bad
 	}
 	if d < 0 || d > MaxFeedWait {
-		return 0, badRequest("wait must be between 0 and %s", MaxFeedWait)
+		return 0, bad
 	}
 	return d, nil
 }
 
+// hasCredentials reports whether a request carries credentials of the
+// kinds a browser or a client sends: a header, a cookie, or a token in
+// the query (see BearerToken).
+func hasCredentials(r *http.Request) bool {
+	return r.Header.Get("Authorization") != "" || r.Header.Get("Cookie") != "" || r.URL.Query().Has("access_token")
+}
+
+// etagMatch is If-None-Match's weak comparison (RFC 9110, 13.1.2): a
+// list of entity tags, W/ ignored, or "*".
+func etagMatch(header, etag string) bool {
+	for part := range strings.SplitSeq(header, ",") {
+		part = strings.TrimSpace(part)
+		if part == "*" || strings.TrimPrefix(part, "W/") == etag {
+			return true
+		}
+	}
+	return false
+}
+
 // collapse shares one call among concurrent callers with the same key:
-// the first runs it, the others wait for its result.
+// the first starts it, and every caller waits for its result or for its
+// own request to end. The call runs on a context of its own, which ends
+// when its last caller has gone: an abandoned long-poll holds neither its
+// socket nor a read.
 type collapse struct {
 	mu    sync.Mutex
 	calls map[string]*collapsed
@@ -157,31 +196,62 @@ type collapse struct {
 
 type collapsed struct {
 	done    chan struct{}
+	cancel  context.CancelFunc
 	page    *feedPage
 	err     error
 	waiters int // callers waiting for this call's result
 }
 
-func (c *collapse) do(key string, fn func() (*feedPage, error)) (*feedPage, error) {
+func (c *collapse) do(ctx context.Context, key string, fn func(context.Context) (*feedPage, error)) (*feedPage, error) {
 	c.mu.Lock()
-	if call, ok := c.calls[key]; ok {
-		call.waiters++
-		c.mu.Unlock()
-		<-call.done
+	call, ok := c.calls[key]
+	if !ok {
+		c.runs++
+		if c.calls == nil {
+			c.calls = map[string]*collapsed{}
+		}
+		cctx, cancel := context.WithCancel(context.Background())
+		call = &collapsed{done: make(chan struct{}), cancel: cancel}
+		c.calls[key] = call
+		// One goroutine per collapsed read, not per caller: the read
+		// goes on for the others when its first caller goes.
+		go func() {
+			page, err := fn(cctx)
+			c.mu.Lock()
+			call.page, call.err = page, err
+			c.forget(key, call)
+			c.mu.Unlock()
+			cancel()
+			close(call.done)
+		}()
+	}
+	call.waiters++
+	c.mu.Unlock()
+	select {
+	case <-call.done:
 		return call.page, call.err
+	case <-ctx.Done():
+		c.mu.Lock()
+		if call.waiters--; call.waiters == 0 {
+			c.forget(key, call) // a newcomer starts a read of its own
+			call.cancel()
+		}
+		c.mu.Unlock()
+		return nil, ctx.Err()
 	}
-	c.runs++
-	if c.calls == nil {
-		c.calls = map[string]*collapsed{}
-	}
-	call := &collapsed{done: make(chan struct{})}
-	c.calls[key] = call
-	c.mu.Unlock()
+}
 
-	call.page, call.err = fn()
+// forget removes call from the calls in progress, if it is still there.
+// Called with mu held.
+func (c *collapse) forget(key string, call *collapsed) {
+	if c.calls[key] == call {
+		delete(c.calls, key)
+	}
+}
+
+// inProgress counts the reads in progress, for tests.
+func (c *collapse) inProgress() int {
 	c.mu.Lock()
-	delete(c.calls, key)
-	c.mu.Unlock()
-	close(call.done)
-	return call.page, call.err
+	defer c.mu.Unlock()
+	return len(c.calls)
 }

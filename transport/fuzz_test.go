@@ -295,7 +295,7 @@ func FuzzWriteRequest(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { b.Close() })
-	h := (&Server{Broker: b, EnableWrites: true, MaxBodyBytes: fuzzBodyLimit}).Write()
+	h := (&Server{Broker: b, AuthorizeWrite: allowWrites, MaxBodyBytes: fuzzBodyLimit}).Write()
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, err := decodeWriteRequest(http.MaxBytesReader(nil, io.NopCloser(bytes.NewReader(body)), fuzzBodyLimit))
 		if err != nil {
@@ -320,6 +320,7 @@ func FuzzWriteRequest(f *testing.F) {
 			}
 		}
 		r := httptest.NewRequest("POST", "/write", bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
 		switch {

@@ -11,7 +11,7 @@ import (
 // response is 200 application/x-ndjson, each event one JSON line followed
 // by \r\n, start first.
 func (s *Server) Stream() http.Handler {
-	return s.endpoint(http.MethodPost, func(w http.ResponseWriter, r *http.Request) {
+	return s.endpoint(func(w http.ResponseWriter, r *http.Request) {
 		body := http.MaxBytesReader(w, r.Body, orDefault(s.MaxBodyBytes, DefaultMaxBodyBytes))
 		req, err := decodeStreamRequest(body)
 		if err != nil {
@@ -27,7 +27,7 @@ func (s *Server) Stream() http.Handler {
 			req.Fields = fs
 		}
 		s.serve(w, r, req, ndjson{})
-	})
+	}, http.MethodPost)
 }
 
 type ndjson struct{}

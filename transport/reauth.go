@@ -2,6 +2,7 @@ package transport
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/tidings/tidings/subscription"
@@ -54,4 +55,18 @@ func (s *Server) authorize(r *http.Request, t subscription.Target) error {
 		return authError(err)
 	}
 	return nil
+}
+
+// BearerToken returns the token a request carries: the Authorization
+// header's bearer token (RFC 6750 §2.1), or else the access_token query
+// parameter (§2.3), which is how a browser's EventSource, which cannot
+// set headers, can send one. "" if neither. The stream and feed handlers
+// accept access_token beside their own parameters and never repeat it in
+// an error or a log line; prefer a cookie or the header where the client
+// can, since a URL may be kept in a proxy's or a browser's history.
+func BearerToken(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return r.URL.Query().Get("access_token")
 }

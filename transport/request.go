@@ -87,7 +87,8 @@ func decodeBody(body io.Reader, v any, what string) error {
 func queryStreamRequest(q url.Values, allow ...string) (StreamRequest, error) {
 	var req StreamRequest
 	known := map[string]bool{"subscriptions": true, "collection": true, "id": true, "index": true, "terms": true, "fields": true,
-		"snapshot": true, "cursor": true, "updates": true, "data": true, "page_size": true}
+		"snapshot": true, "cursor": true, "updates": true, "data": true, "page_size": true,
+		"access_token": true} // for Authorize: see BearerToken
 	for _, a := range allow {
 		known[a] = true
 	}
@@ -127,13 +128,13 @@ func queryStreamRequest(q url.Values, allow ...string) (StreamRequest, error) {
 	for name, dst := range map[string]*bool{"snapshot": &req.Snapshot, "updates": &req.Updates, "data": &req.Data} {
 		if q.Has(name) {
 			if *dst, err = parseBool(q.Get(name)); err != nil {
-				return req, badRequest("%s: %v", name, err)
+				return req, badRequest("%s must be true or false (or empty, for true)", name)
 			}
 		}
 	}
 	if q.Has("page_size") {
-		if req.PageSize, err = strconv.Atoi(q.Get("page_size")); err != nil {
-			return req, badRequest("page_size must be an integer")
+		if req.PageSize, err = strconv.Atoi(q.Get("page_size")); err != nil || req.PageSize < 1 {
+			return req, badRequest("page_size must be a positive integer")
 		}
 	}
 	return req, nil

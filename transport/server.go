@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,8 +15,8 @@ import (
 )
 
 // Server serves a broker over HTTP: NDJSON streams (Stream), Server-Sent
-// Events (SSE), the pull feed (Feed), and, if EnableWrites is set, a write
-// endpoint (Write). As an http.Handler it routes POST {prefix}/stream,
+// Events (SSE), the pull feed (Feed), and, if AuthorizeWrite is set, a
+// write endpoint (Write). As an http.Handler it routes POST {prefix}/stream,
 // GET {prefix}/sse, GET {prefix}/feed and POST {prefix}/write by the last
 // path element, so it mounts under any prefix; each part can also be
 // mounted on its own.
@@ -57,8 +58,14 @@ type Server struct {
 	// AllowCredentials lets the origins listed by name (never "*") send
 	// credentials.
 	AllowCredentials bool
-	// EnableWrites serves the write endpoint.
-	EnableWrites bool
+	// AuthorizeWrite, if set, serves the write endpoint and is asked about
+	// every transaction before it is committed: an error refuses it (401
+	// for ErrUnauthorized, 403 otherwise) and nothing is written. Without
+	// it there is no write endpoint (404). To let anyone who can reach the
+	// server write, return nil; CORS still keeps other origins' pages out,
+	// since the endpoint takes only application/json, which a browser
+	// must preflight. It must be safe for concurrent use.
+	AuthorizeWrite func(r *http.Request, req *WriteRequest) error
 	// Logger receives what the server has to say; slog.Default() if nil.
 	Logger *slog.Logger
 
@@ -106,7 +113,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "feed":
 		s.Feed().ServeHTTP(w, r)
 	case "write":
-		if s.EnableWrites {
+		if s.AuthorizeWrite != nil {
 			s.Write().ServeHTTP(w, r)
 			return
 		}
@@ -153,17 +160,17 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) {
 
 // endpoint wraps a handler with what every endpoint does first: answer a
 // CORS preflight, set the CORS headers (errors included), and refuse any
-// other method with 405.
-func (s *Server) endpoint(method string, fn http.HandlerFunc) http.Handler {
-	allow := method + ", OPTIONS"
+// method but methods with 405.
+func (s *Server) endpoint(fn http.HandlerFunc, methods ...string) http.Handler {
+	allow := strings.Join(methods, ", ") + ", OPTIONS"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.preflight(w, r, allow) {
 			return
 		}
 		s.cors(w, r)
-		if r.Method != method {
+		if !slices.Contains(methods, r.Method) {
 			w.Header().Set("Allow", allow)
-			writeError(w, &Error{http.StatusMethodNotAllowed, CodeInvalidRequest, "use " + method})
+			writeError(w, &Error{http.StatusMethodNotAllowed, CodeInvalidRequest, "use " + methods[0]})
 			return
 		}
 		fn(w, r)

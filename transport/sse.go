@@ -23,7 +23,7 @@ const SSEErrorEvent = "stream_error"
 // are given Last-Event-ID wins, since a reconnecting EventSource sends the
 // original URL.
 func (s *Server) SSE() http.Handler {
-	return s.endpoint(http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
+	return s.endpoint(func(w http.ResponseWriter, r *http.Request) {
 		req, err := queryStreamRequest(r.URL.Query())
 		if err != nil {
 			s.writeErr(w, r, err)
@@ -33,7 +33,7 @@ func (s *Server) SSE() http.Handler {
 			req.Cursor = id
 		}
 		s.serve(w, r, req, sse{retry: orDefault(s.Retry, DefaultRetry)})
-	})
+	}, http.MethodGet)
 }
 
 type sse struct{ retry time.Duration }

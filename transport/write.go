@@ -3,6 +3,7 @@ package transport
 import (
 	"encoding/json"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 
@@ -56,16 +57,35 @@ func decodeWriteRequest(body io.Reader) (WriteRequest, error) {
 	return req, nil
 }
 
-// Write returns the write endpoint's handler: POST a WriteRequest, get
-// {"txn":N} back; the errors are those of broker.Commit (409 conflict for
-// a create of an existing document, 404 for a missing one or an unknown
-// collection, 400 for data that is not a JSON object). Mount it only where
-// writers are trusted: it does not call Authorize.
+// Write returns the write endpoint's handler: POST a WriteRequest as
+// application/json, get {"txn":N} back. AuthorizeWrite is asked first
+// (without it every write is refused with 403); the errors are then those
+// of broker.Commit (409 conflict for a create of an existing document, 404
+// for a missing one or an unknown collection, 400 for data that is not a
+// JSON object).
+//
+// Any other Content-Type is refused with 415: a page on another origin can
+// send a "simple" cross-origin POST (text/plain, form data) without asking
+// the server first, but not one of application/json, for which the
+// browser preflights, and CORS (AllowedOrigins) decides.
 func (s *Server) Write() http.Handler {
-	return s.endpoint(http.MethodPost, func(w http.ResponseWriter, r *http.Request) {
+	return s.endpoint(func(w http.ResponseWriter, r *http.Request) {
+		if !isJSON(r.Header.Get("Content-Type")) {
+			writeError(w, &Error{http.StatusUnsupportedMediaType, CodeUnsupportedMediaType,
+				"send the writes as application/json"})
+			return
+		}
 		req, err := decodeWriteRequest(http.MaxBytesReader(w, r.Body, orDefault(s.MaxBodyBytes, DefaultMaxBodyBytes)))
 		if err != nil {
 			s.writeErr(w, r, err)
+			return
+		}
+		if s.AuthorizeWrite == nil {
+			writeError(w, &Error{http.StatusForbidden, CodePermissionDenied, "writes are not authorized on this server"})
+			return
+		}
+		if err := s.AuthorizeWrite(r, &req); err != nil {
+			writeError(w, authError(err))
 			return
 		}
 		txn, err := s.Broker.Commit(r.Context(), func(tx *broker.Tx) error {
@@ -96,5 +116,12 @@ func (s *Server) Write() http.Handler {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"txn":` + strconv.FormatUint(uint64(txn), 10) + "}\n"))
-	})
+	}, http.MethodPost)
+}
+
+// isJSON reports whether a Content-Type is application/json, with or
+// without parameters (charset).
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/json"
 }

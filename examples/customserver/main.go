@@ -13,6 +13,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -56,13 +57,16 @@ func run(tlsAddr, h2cAddr, certFile, keyFile, token, origin string) error {
 
 	srv := &transport.Server{
 		Broker:         b,
-		EnableWrites:   true, // trusted here for the demo; mount it behind your own auth
 		AllowedOrigins: []string{origin},
+		// Streams and writes want the token, however the client sends it:
+		// a bearer header (fetch, the Go client), or, from a browser's
+		// EventSource, which sends no custom headers, a cookie or the
+		// access_token query parameter.
 		Authorize: func(r *http.Request, t subscription.Target) error {
-			if r.Header.Get("Authorization") != "Bearer "+token {
-				return transport.ErrUnauthorized
-			}
-			return nil
+			return checkToken(r, token)
+		},
+		AuthorizeWrite: func(r *http.Request, req *transport.WriteRequest) error {
+			return checkToken(r, token)
 		},
 		Logger: slog.Default(),
 	}
@@ -135,4 +139,19 @@ func selfSigned() (tls.Certificate, error) {
 		return tls.Certificate{}, err
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// checkToken accepts a request that carries the token as a bearer header,
+// an access_token query parameter, or the cookie "token".
+func checkToken(r *http.Request, token string) error {
+	got := transport.BearerToken(r)
+	if got == "" {
+		if c, err := r.Cookie("token"); err == nil {
+			got = c.Value
+		}
+	}
+	if subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+		return transport.ErrUnauthorized
+	}
+	return nil
 }

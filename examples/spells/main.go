@@ -62,10 +62,10 @@ func run(addr, data string) error {
 Try:
   curl -N -X POST %[1]s/tidings/stream -d '{"index":"spells_by_element","terms":["fire"]}'
   curl -N '%[1]s/tidings/sse?collection=spells&snapshot=true&data=true'
-  curl -X POST %[1]s/tidings/write -d '{"writes":[{"action":"create","collection":"spells","id":"9","data":{"name":"Spark","element":"fire"}}]}'
-  curl -X POST %[1]s/tidings/write -d '{"writes":[{"action":"update","collection":"spells","id":"9","data":{"element":"air"}}]}'
-  curl '%[1]s/tidings/feed?collection=spells&id=1&page_size=16'
-`, base)
+  curl -X POST %[1]s/tidings/write -H 'Content-Type: application/json' -d '{"writes":[{"action":"create","collection":"spells","id":"9","data":{"name":"Spark","element":"fire"}}]}'
+  curl -X POST %[1]s/tidings/write -H 'Content-Type: application/json' -d '{"writes":[{"action":"update","collection":"spells","id":"9","data":{"element":"air"}}]}'
+  curl '%[2]s'
+`, base, feedURL(base, b))
 
 	select {
 	case err := <-errc:
@@ -111,7 +111,13 @@ func newBroker(data string) (*broker.Broker, error) {
 
 // handler serves the page at / and tidings under /tidings/.
 func handler(b *broker.Broker) (*http.ServeMux, *transport.Server) {
-	srv := &transport.Server{Broker: b, EnableWrites: true}
+	srv := &transport.Server{Broker: b,
+		// The page moves spells. Anyone who reaches this demo may write;
+		// an application checks its caller here. Other origins' pages
+		// cannot: writes must be application/json, which CORS (off here)
+		// decides.
+		AuthorizeWrite: func(*http.Request, *transport.WriteRequest) error { return nil },
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/tidings/", srv)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -142,4 +148,12 @@ func seed(b *broker.Broker) error {
 		return nil
 	})
 	return err
+}
+
+// feedURL is a feed request that shows something: spell 1's history from
+// the start of the log (without a cursor, a feed starts at the head and
+// waits for what comes next).
+func feedURL(base string, b *broker.Broker) string {
+	from := txlog.Cursor{Log: b.LogID()}
+	return base + "/tidings/feed?collection=spells&id=1&page_size=16&cursor=" + from.String()
 }
