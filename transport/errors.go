@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/tidings/tidings/broker"
@@ -25,6 +26,11 @@ const (
 	CodeConflict           = "conflict"
 	// CodeUnsupportedMediaType: a write that is not application/json (415).
 	CodeUnsupportedMediaType = "unsupported_media_type"
+	// CodeRequestTimeout: a body that did not arrive within BodyTimeout (408).
+	CodeRequestTimeout = "request_timeout"
+	// CodeTooManySubscriptions: the connection holds MaxSubscriptionsPerConn
+	// subscriptions already (429).
+	CodeTooManySubscriptions = "too_many_subscriptions"
 )
 
 // Sentinel errors an Authorize hook returns (or wraps) to refuse a request:
@@ -83,6 +89,8 @@ func errorFor(err error) *Error {
 		return e
 	case errors.As(err, &maxBytes):
 		return &Error{http.StatusRequestEntityTooLarge, CodeBodyTooLarge, fmt.Sprintf("the body is larger than %d bytes", maxBytes.Limit)}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return &Error{http.StatusRequestTimeout, CodeRequestTimeout, "the body did not arrive in time"}
 	}
 	for _, row := range errorTable {
 		if errors.Is(err, row.err) {

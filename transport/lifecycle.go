@@ -3,7 +3,6 @@ package transport
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -41,15 +40,15 @@ func (st *stream) stopTimers() {
 }
 
 // begin does what every stream does before it subscribes: it counts the
-// stream on its connection (429 beyond the limit), registers it for
-// Shutdown (503 while shutting down), and arms its maximum lifetime. The
-// returned context ends with the stream; end releases it all.
-func (s *Server) begin(w http.ResponseWriter, r *http.Request) (ctx context.Context, end func(), ok bool) {
-	max := orDefault(s.MaxStreamsPerConn, DefaultMaxStreamsPerConn)
-	release, ok := acquire(r, max)
-	if !ok {
-		writeError(w, &Error{http.StatusTooManyRequests, CodeTooManyStreams,
-			fmt.Sprintf("this connection has %d streams open already; open another connection", max)})
+// stream and its subs subscriptions on its connection (429 beyond the
+// limits), registers it for Shutdown (503 while shutting down), and arms
+// its maximum lifetime. The returned context ends with the stream; end
+// releases it all.
+func (s *Server) begin(w http.ResponseWriter, r *http.Request, subs int) (ctx context.Context, end func(), ok bool) {
+	release, refused := acquire(r, orDefault(s.MaxStreamsPerConn, DefaultMaxStreamsPerConn),
+		subs, orDefault(s.MaxSubscriptionsPerConn, DefaultMaxSubscriptionsPerConn))
+	if refused != nil {
+		writeError(w, refused)
 		return nil, nil, false
 	}
 	ctx, cancel := context.WithCancelCause(r.Context())

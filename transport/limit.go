@@ -2,15 +2,28 @@ package transport
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"sync/atomic"
+	"time"
 )
 
 type connKey struct{}
 
-// connStreams counts the streams open on one client connection.
-type connStreams struct{ n atomic.Int32 }
+// connStreams counts the streams open on one client connection, and
+// their subscriptions.
+type connStreams struct{ n, subs atomic.Int32 }
+
+// Deadlines ConfigureServer sets where the server has none.
+const (
+	// DefaultReadHeaderTimeout bounds the time to read a request's
+	// headers: a client that trickles them is cut off.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultIdleTimeout closes a connection with no request in flight
+	// (no stream open) after this long.
+	DefaultIdleTimeout = 2 * time.Minute
+)
 
 // ConfigureServer prepares srv so that a Server mounted on it can hold each
 // client connection to maxStreamsPerConn streams and answer the next one at
@@ -21,7 +34,20 @@ type connStreams struct{ n atomic.Int32 }
 // than the limit: a server that advertised exactly the limit could never
 // see the extra stream, since well-behaved clients never send it and
 // simply wait, which is the silent hang to avoid.
+//
+// It also sets the deadlines a public server needs where srv has none:
+// ReadHeaderTimeout (DefaultReadHeaderTimeout) and IdleTimeout
+// (DefaultIdleTimeout). It leaves ReadTimeout and WriteTimeout alone, and
+// they should stay 0: on a connection with a stream they would end the
+// stream when they pass. Request bodies are bounded by Server.BodyTimeout
+// instead, and each write of a stream by Server.WriteTimeout.
 func ConfigureServer(srv *http.Server, maxStreamsPerConn int) {
+	if srv.ReadHeaderTimeout == 0 {
+		srv.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if srv.IdleTimeout == 0 {
+		srv.IdleTimeout = DefaultIdleTimeout
+	}
 	if maxStreamsPerConn <= 0 {
 		maxStreamsPerConn = DefaultMaxStreamsPerConn
 	}
@@ -40,17 +66,26 @@ func ConfigureServer(srv *http.Server, maxStreamsPerConn int) {
 	}
 }
 
-// acquire counts a stream on r's connection. It returns false when the
-// connection is at max; release must be called when the stream ends. On a
-// server not set up with ConfigureServer there is no counter and no limit.
-func acquire(r *http.Request, max int) (release func(), ok bool) {
+// acquire counts a stream of subs subscriptions on r's connection. It
+// returns the refusal (429) when the connection is at maxStreams streams,
+// or the stream would take it past maxSubs subscriptions; otherwise
+// release must be called when the stream ends. On a server not set up with
+// ConfigureServer there is no counter and no limit.
+func acquire(r *http.Request, maxStreams, subs, maxSubs int) (release func(), refused *Error) {
 	c, _ := r.Context().Value(connKey{}).(*connStreams)
 	if c == nil {
-		return func() {}, true
+		return func() {}, nil
 	}
-	if c.n.Add(1) > int32(max) {
+	if c.n.Add(1) > int32(maxStreams) {
 		c.n.Add(-1)
-		return nil, false
+		return nil, &Error{http.StatusTooManyRequests, CodeTooManyStreams,
+			fmt.Sprintf("this connection has %d streams open already; open another connection", maxStreams)}
 	}
-	return func() { c.n.Add(-1) }, true
+	if n := c.subs.Add(int32(subs)); n > int32(maxSubs) {
+		c.subs.Add(-int32(subs))
+		c.n.Add(-1)
+		return nil, &Error{http.StatusTooManyRequests, CodeTooManySubscriptions,
+			fmt.Sprintf("this connection would hold %d subscriptions, more than %d; open another connection", n, maxSubs)}
+	}
+	return func() { c.subs.Add(-int32(subs)); c.n.Add(-1) }, nil
 }

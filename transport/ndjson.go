@@ -12,8 +12,11 @@ import (
 // by \r\n, start first.
 func (s *Server) Stream() http.Handler {
 	return s.endpoint(func(w http.ResponseWriter, r *http.Request) {
-		body := http.MaxBytesReader(w, r.Body, orDefault(s.MaxBodyBytes, DefaultMaxBodyBytes))
+		body, done := s.readBody(w, r)
 		req, err := decodeStreamRequest(body)
+		if err == nil {
+			done() // a stream lives on without a deadline
+		}
 		if err != nil {
 			s.writeErr(w, r, err)
 			return

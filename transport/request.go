@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
+	"time"
 
 	"github.com/tidings/tidings/index"
 	"github.com/tidings/tidings/subscription"
@@ -74,7 +76,7 @@ func decodeBody(body io.Reader, v any, what string) error {
 		}
 	}
 	var maxBytes *http.MaxBytesError
-	if errors.As(err, &maxBytes) {
+	if errors.As(err, &maxBytes) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return err
 	}
 	return badRequest("the body is not a valid %s: %v", what, err)
@@ -257,4 +259,16 @@ func (req StreamRequest) Query() url.Values {
 		q.Set("subscriptions", string(b))
 	}
 	return q
+}
+
+// readBody returns r's body for decoding: capped at MaxBodyBytes, and read
+// under BodyTimeout, so that a body trickled in, or never finished, does
+// not hold a handler and its connection. done clears the deadline, for a
+// body read whole; after a failed read the deadline stays, so that the
+// server, which reads what is left of a body before it answers, gives up
+// on it too.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body io.Reader, done func()) {
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(orDefault(s.BodyTimeout, DefaultBodyTimeout))) // not every writer has deadlines
+	return http.MaxBytesReader(w, r.Body, orDefault(s.MaxBodyBytes, DefaultMaxBodyBytes)), func() { rc.SetReadDeadline(time.Time{}) }
 }

@@ -31,6 +31,15 @@ type Server struct {
 	// MaxStreamsPerConn bounds the concurrent streams of one client
 	// connection; the next is refused with 429 at once. Default 100.
 	MaxStreamsPerConn int
+	// MaxSubscriptionsPerConn bounds the subscriptions of the streams of
+	// one client connection together (a stream may carry up to
+	// MaxSubscriptionsPerStream): a stream that would pass it is refused
+	// with 429 too_many_subscriptions. Default 1024.
+	MaxSubscriptionsPerConn int
+	// BodyTimeout bounds the time to read a request body (408 beyond), so
+	// that a body sent slowly or never finished does not hold a handler.
+	// Default 10s.
+	BodyTimeout time.Duration
 	// Heartbeat is the period of heartbeats on an idle stream (a status
 	// event on NDJSON, a comment line on SSE). Default 15s.
 	Heartbeat time.Duration
@@ -78,13 +87,15 @@ type Server struct {
 
 // Defaults of Server.
 const (
-	DefaultMaxStreamsPerConn = 100
-	DefaultHeartbeat         = 15 * time.Second
-	DefaultMaxLifetime       = time.Hour
-	DefaultWriteTimeout      = 15 * time.Second
-	DefaultMaxBodyBytes      = 1 << 20
-	DefaultRetry             = 2 * time.Second
-	DefaultShutdownWindow    = 2 * time.Second
+	DefaultMaxStreamsPerConn       = 100
+	DefaultMaxSubscriptionsPerConn = 1024
+	DefaultBodyTimeout             = 10 * time.Second
+	DefaultHeartbeat               = 15 * time.Second
+	DefaultMaxLifetime             = time.Hour
+	DefaultWriteTimeout            = 15 * time.Second
+	DefaultMaxBodyBytes            = 1 << 20
+	DefaultRetry                   = 2 * time.Second
+	DefaultShutdownWindow          = 2 * time.Second
 )
 
 func orDefault[T comparable](v, d T) T {

@@ -35,7 +35,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req StreamRequest
 		s.writeErr(w, r, err)
 		return
 	}
-	ctx, end, ok := s.begin(w, r)
+	ctx, end, ok := s.begin(w, r, len(ps.list))
 	if !ok {
 		return
 	}

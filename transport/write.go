@@ -75,7 +75,11 @@ func (s *Server) Write() http.Handler {
 				"send the writes as application/json"})
 			return
 		}
-		req, err := decodeWriteRequest(http.MaxBytesReader(w, r.Body, orDefault(s.MaxBodyBytes, DefaultMaxBodyBytes)))
+		body, done := s.readBody(w, r)
+		req, err := decodeWriteRequest(body)
+		if err == nil {
+			done() // a stream lives on without a deadline
+		}
 		if err != nil {
 			s.writeErr(w, r, err)
 			return
