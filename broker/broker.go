@@ -53,7 +53,7 @@ type Broker struct {
 	// state but waiting for their fsync (see commit).
 	head        txlog.Txn
 	published   txlog.Txn
-	pending     []*pendingCommit
+	pending     []pendingCommit
 	failed      error // the log failed: the broker has stopped
 	subs        registry
 	closed      bool // no more commits or streams: Close, or a failed log
