@@ -23,7 +23,8 @@ type Options struct {
 	Schema index.Schema
 	// Checkpoint configures checkpoints of the state, which make restarts
 	// fast and let the log's retention delete old segments. A broker on a
-	// *txlog.FileLog has them by default; see CheckpointOptions.
+	// *txlog.FileLog (a txlog.Durable log with a directory) has them by
+	// default; see CheckpointOptions.
 	Checkpoint CheckpointOptions
 	// Logger receives what the broker has to say; slog.Default() if nil.
 	Logger *slog.Logger

@@ -19,9 +19,11 @@ import (
 // ErrHistoryUnavailable. Each sequence that Read returns is used by one
 // goroutine at a time, like any iterator.
 type Log interface {
-	// ID is the log's identity. A cursor names it, so that a cursor from
-	// another log (a restarted in-memory log, another directory) is refused
-	// instead of being read against the wrong history.
+	// ID is the log's identity, never the zero ID (which the zero Cursor
+	// names). A cursor names it, so that a cursor from another log (a
+	// restarted in-memory log, another directory) is refused instead of
+	// being read against the wrong history. A durable log keeps its ID
+	// when reopened.
 	ID() ID
 
 	// Stage is the first half of an append: it assigns the record of ws
@@ -34,17 +36,17 @@ type Log interface {
 	//
 	// A staged record becomes visible to readers (and Head moves) no
 	// earlier than every record staged before it, and no later than when
-	// Wait for it returns. It is written even if nobody waits for it,
-	// Close included. On error nothing was staged. The log keeps ws: the
-	// caller must not modify it afterwards.
+	// Wait for it returns. It is written even if nobody waits for it: by
+	// a later Wait, or by Close at the latest. On error nothing was
+	// staged. The log keeps ws: the caller must not modify it afterwards.
 	Stage(ws []Write) (Txn, error)
 
 	// Wait returns once the record staged at txn, and so every record
 	// staged before it, is as durable as the log promises and visible to
 	// readers. txn must be one that Stage returned. A Wait after Close
-	// returns nil for a record that Close wrote. If Wait fails, the fate
-	// of the record is unknown to the caller (a durable log may find it
-	// when reopened), and the log should refuse later Stages.
+	// returns nil for a record that Close wrote. If Wait fails, the
+	// record's fate is unknown until the log is reopened: a durable log
+	// may or may not hold it then.
 	Wait(txn Txn) error
 
 	// Read yields, in order, every record that holds a write after the
@@ -87,11 +89,11 @@ type Log interface {
 type Durable interface {
 	Log
 
-	// Sync makes every record staged so far durable against a crash of
-	// the machine, whatever the log's policy for Wait, and returns once it
-	// is. A checkpoint of the state at a txn calls it first, so that the
-	// checkpoint is never ahead of the log it is replayed against. After
-	// Close it fails with ErrClosed.
+	// Sync makes every record staged so far visible and durable against
+	// a crash of the machine, whatever the log promises for Wait, and
+	// returns once it is. A checkpoint of the state at a txn calls it
+	// first, so that the checkpoint is never ahead of the log it is
+	// replayed against. After Close it fails with ErrClosed.
 	Sync() error
 
 	// KeepAfter sets a floor under retention: from now on retention never
@@ -100,10 +102,11 @@ type Durable interface {
 	// checkpoint. Until the first call, retention is the log's own.
 	KeepAfter(txn Txn)
 
-	// Dir is a local directory that the log owns, in which the broker keeps
-	// its checkpoints by default (in the subdirectory "checkpoints"); ""
-	// if the log has none, and then checkpoints are where the broker's
-	// options say, or off. It never changes.
+	// Dir is a local directory that the log owns, in whose subdirectory
+	// "checkpoints" the broker keeps its checkpoints by default; "" if
+	// the log has none (checkpoints are then where the broker's options
+	// say, or off). It is the same when the log is reopened, so that a
+	// restarted broker finds its checkpoints.
 	Dir() string
 }
 
