@@ -23,7 +23,8 @@ type Options struct {
 	Schema index.Schema
 	// Checkpoint configures checkpoints of the state, which make restarts
 	// fast and let the log's retention delete old segments. A broker on a
-	// *txlog.FileLog has them by default; see CheckpointOptions.
+	// *txlog.FileLog (a txlog.Durable log with a directory) has them by
+	// default; see CheckpointOptions.
 	Checkpoint CheckpointOptions
 	// Logger receives what the broker has to say; slog.Default() if nil.
 	Logger *slog.Logger
@@ -53,7 +54,7 @@ type Broker struct {
 	// state but waiting for their fsync (see commit).
 	head        txlog.Txn
 	published   txlog.Txn
-	pending     []*pendingCommit
+	pending     []pendingCommit
 	failed      error // the log failed: the broker has stopped
 	subs        registry
 	closed      bool // no more commits or streams: Close, or a failed log

@@ -17,10 +17,10 @@ import (
 // replays only the log after it, and so that the log's retention may delete
 // what a checkpoint covers.
 //
-// The zero value checkpoints a broker on a *txlog.FileLog into the
-// subdirectory "checkpoints" of the log's directory, every 64 MiB of
-// writes and every 10 minutes, keeping 2. A broker on any other log has no
-// checkpoints unless Dir is set.
+// The zero value checkpoints a broker on a txlog.Durable log that has a
+// directory (a *txlog.FileLog) into the subdirectory "checkpoints" of the
+// log's directory, every 64 MiB of writes and every 10 minutes, keeping 2.
+// A broker on any other log has no checkpoints unless Dir is set.
 type CheckpointOptions struct {
 	// Disable turns checkpoints off: a restart replays the whole log, and
 	// so needs the whole log (retention must keep everything).
@@ -53,13 +53,6 @@ const (
 // with it.
 var ErrNoState = errors.New("broker: the state cannot be rebuilt")
 
-// logSyncer is a log that can make everything appended durable on demand
-// (txlog.FileLog), so that a checkpoint is never ahead of the log.
-type logSyncer interface{ Sync() error }
-
-// logPinner is a log whose retention can be held back (txlog.FileLog).
-type logPinner interface{ KeepAfter(txlog.Txn) }
-
 // checkpointer writes checkpoints for one broker: from its goroutine when
 // the writes add up or the interval passes, or on demand (Checkpoint).
 type checkpointer struct {
@@ -77,11 +70,11 @@ func initCheckpoints(opt CheckpointOptions, log txlog.Log) *checkpointer {
 		return nil
 	}
 	if opt.Dir == "" {
-		fl, ok := log.(*txlog.FileLog)
-		if !ok {
+		d, ok := log.(txlog.Durable)
+		if !ok || d.Dir() == "" {
 			return nil
 		}
-		opt.Dir = filepath.Join(fl.Dir(), "checkpoints")
+		opt.Dir = filepath.Join(d.Dir(), "checkpoints")
 	}
 	if opt.Every <= 0 {
 		opt.Every = DefaultCheckpointEvery
@@ -151,9 +144,10 @@ func (b *Broker) checkpoint() (txlog.Txn, error) {
 	}
 	// The state at txn is in the log; under SyncInterval and SyncNever it
 	// may not be on disk yet, and a checkpoint must never be ahead of the
-	// log it will be replayed against.
-	if s, ok := b.log.(logSyncer); ok {
-		if err := s.Sync(); err != nil {
+	// log it will be replayed against. A log that is not Durable loses
+	// its records with the process, so it has nothing to sync.
+	if d, ok := b.log.(txlog.Durable); ok {
+		if err := d.Sync(); err != nil {
 			return 0, fmt.Errorf("broker: syncing the log for a checkpoint: %w", err)
 		}
 	}
@@ -193,8 +187,8 @@ func (cp *checkpointer) prune(b *Broker) {
 		syncDir(cp.opt.Dir)
 		txns = txns[:cp.opt.Keep]
 	}
-	if p, ok := b.log.(logPinner); ok && len(txns) > 0 {
-		p.KeepAfter(txns[len(txns)-1])
+	if d, ok := b.log.(txlog.Durable); ok && len(txns) > 0 {
+		d.KeepAfter(txns[len(txns)-1])
 	}
 }
 

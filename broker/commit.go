@@ -7,13 +7,6 @@ import (
 	"github.com/tidings/tidings/txlog"
 )
 
-// stagingLog is a log that can append in two halves (txlog.FileLog): the
-// record is ordered under the commit lock and made durable outside it.
-type stagingLog interface {
-	Stage(ws []txlog.Write) (txlog.Staged, error)
-	Wait(txlog.Staged) error
-}
-
 // pendingCommit is a commit applied to the state whose record the log has
 // not yet made durable: its events wait here, in txn order.
 type pendingCommit struct {
@@ -24,16 +17,17 @@ type pendingCommit struct {
 }
 
 // commit appends ws, applies it and delivers it. Called with mu held; it
-// returns with mu held, but may release it meanwhile.
+// returns with mu held, but releases it meanwhile.
 //
-// On a staging log (the file log) a commit is three steps, so that the
-// fsync is not under the commit lock and concurrent commits share one:
+// A commit is three steps, so that the log's fsync (if it has one) is not
+// under the commit lock and concurrent commits share one:
 //
 //  1. under mu: stage the record (which fixes its txn and its place in the
 //     log), apply it to the state (the next transaction must see it), and
 //     queue its events as pending;
-//  2. without mu: wait until the log has made the record durable; the
-//     first waiter writes and fsyncs every record staged so far;
+//  2. without mu: wait until the log has made the record durable (on the
+//     file log the first waiter writes and fsyncs every record staged so
+//     far; on the memory log there is nothing to wait for);
 //  3. under mu: deliver every pending commit up to this one, in txn order
 //     (a later commit can find its predecessors durable and deliver them).
 //
@@ -55,34 +49,22 @@ func (b *Broker) commit(cat *index.Catalog, ws []txlog.Write) (txlog.Txn, error)
 			return 0, &WriteError{Op: w.Action.String(), Ref: w.Ref, Err: err}
 		}
 	}
-	sl, staging := b.log.(stagingLog)
-	if !staging {
-		txn, err := b.log.Append(ws)
-		if err != nil {
-			b.putDiffs(diffs)
-			return 0, fmt.Errorf("broker: appending to the log: %w", err)
-		}
-		b.apply(txn, ws, diffs)
-		b.deliver(txn, cat, ws, diffs)
-		b.notifyChanged()
-		return txn, nil
-	}
-	st, err := sl.Stage(ws)
+	txn, err := b.log.Stage(ws)
 	if err != nil {
 		b.putDiffs(diffs)
 		return 0, fmt.Errorf("broker: appending to the log: %w", err)
 	}
-	b.apply(st.Txn, ws, diffs)
-	b.pending = append(b.pending, &pendingCommit{txn: st.Txn, cat: cat, ws: ws, diffs: diffs})
+	b.apply(txn, ws, diffs)
+	b.pending = append(b.pending, pendingCommit{txn: txn, cat: cat, ws: ws, diffs: diffs})
 	b.mu.Unlock()
-	err = sl.Wait(st)
+	err = b.log.Wait(txn)
 	b.mu.Lock()
 	if err != nil {
 		b.logFailed(err)
 		return 0, b.failed
 	}
-	b.deliverUpTo(st.Txn)
-	return st.Txn, nil
+	b.deliverUpTo(txn)
+	return txn, nil
 }
 
 // apply makes a commit the state. Called with mu held.
@@ -107,7 +89,8 @@ func (b *Broker) apply(txn txlog.Txn, ws []txlog.Write, diffs []index.Diff) {
 // and so are they. Called with mu held.
 func (b *Broker) deliverUpTo(txn txlog.Txn) {
 	n := 0
-	for _, pc := range b.pending {
+	for i := range b.pending {
+		pc := &b.pending[i]
 		if pc.txn > txn {
 			break
 		}

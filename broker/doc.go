@@ -45,8 +45,16 @@
 // checkpoint and the log after it, txns go on upward, and subscribers
 // resume across the restart with their cursors.
 //
+// Options.Log takes any txlog.Log: the broker stages each commit's record
+// under its commit lock and waits for it outside, and uses the
+// txlog.Durable methods of a log that has them (Sync before a checkpoint,
+// KeepAfter to hold retention at the oldest checkpoint, Dir for where
+// checkpoints go). A log of your own shows that it keeps that contract by
+// running the conformance suite, txlog/logtest.
+//
 // A commit's events are delivered only once its record is as durable as
-// the log's txlog.SyncPolicy promises, and Commit returns only then:
+// the log promises (txlog.Log's Wait returns), and Commit returns only
+// then. For a file log, that is what its txlog.SyncPolicy says:
 //
 //   - SyncBatch (the default): the record is written and fsynced. Nothing
 //     Commit acknowledged, and no event a subscriber received, is lost to a
@@ -66,9 +74,10 @@
 // of a record), and so are the commits after it; a cursor of a lost commit
 // is refused with ErrHistoryUnavailable until the log's head passes it.
 //
-// Checkpoints (CheckpointOptions, on by default with a file log) write
-// every document at one txn to a file, atomically and checksummed, when
-// the writes since the last one add up to Every bytes or Interval passes.
+// Checkpoints (CheckpointOptions, on by default with a file log, or any
+// txlog.Durable log with a directory) write every document at one txn to a
+// file, atomically and checksummed, when the writes since the last one add
+// up to Every bytes or Interval passes.
 // A restart reads the newest checkpoint and replays only the log after it,
 // and the log's retention (FileOptions.MaxBytes, MaxAge) may delete what
 // the oldest kept checkpoint covers, never more. A damaged checkpoint is

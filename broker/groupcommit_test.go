@@ -41,12 +41,12 @@ func (l *gatedLog) gate(txn txlog.Txn) chan error {
 	return g
 }
 
-func (l *gatedLog) Wait(s txlog.Staged) error {
-	l.entered <- s.Txn
-	if err := <-l.gate(s.Txn); err != nil {
+func (l *gatedLog) Wait(txn txlog.Txn) error {
+	l.entered <- txn
+	if err := <-l.gate(txn); err != nil {
 		return err
 	}
-	return l.FileLog.Wait(s)
+	return l.FileLog.Wait(txn)
 }
 
 // gatedBroker returns a broker on a gated log, without checkpoints.

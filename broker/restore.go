@@ -56,12 +56,12 @@ func (b *Broker) loadState() error {
 				}
 			}
 		}
-		if p, ok := b.log.(logPinner); ok {
+		if d, ok := b.log.(txlog.Durable); ok {
 			keep := txlog.Txn(0)
 			if len(txns) > 0 {
 				keep = min(txns[len(txns)-1], cp.lastTxn)
 			}
-			p.KeepAfter(keep)
+			d.KeepAfter(keep)
 		}
 	}
 	if b.head == 0 && b.log.Oldest() != (txlog.Pos{}) {

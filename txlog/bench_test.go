@@ -75,7 +75,7 @@ const benchReadRecords = 100_000
 func BenchmarkRead(b *testing.B) {
 	for _, kind := range []string{"memory", "file"} {
 		b.Run(kind, func(b *testing.B) {
-			var l Log
+			var l appendLog
 			if kind == "memory" {
 				l = NewMemory(MemoryOptions{MaxRecords: benchReadRecords})
 			} else {

@@ -104,14 +104,13 @@ type FileLog struct {
 	err    error // sticky: set by a failed write or fsync
 
 	// Staged records, encoded and ordered, not yet written. Guarded by mu.
-	staged    []*chunk
-	stagedSeq uint64   // records staged so far
-	doneSeq   uint64   // records written (and fsynced, under SyncBatch)
-	tailSeg   *segment // the segment new records are staged for
-	tailSize  int64    // size of tailSeg, staged frames included
-	tailPos   Pos      // last staged position
-	flushing  bool     // a leader is writing; others wait on cond
-	spare     []byte   // a written chunk's buffer, kept for reuse
+	// A record is written once head reaches it.
+	staged   []*chunk
+	tailSeg  *segment // the segment new records are staged for
+	tailSize int64    // size of tailSeg, staged frames included
+	tailPos  Pos      // last staged position
+	flushing bool     // a leader is writing; others wait on cond
+	spare    []byte   // a written chunk's buffer, kept for reuse
 
 	active *os.File // the tail segment's file; only the flushing leader uses it
 
@@ -125,6 +124,8 @@ type FileLog struct {
 	// alone. It exists as the baseline of the group commit benchmark.
 	serialSync bool
 }
+
+var _ Durable = (*FileLog)(nil)
 
 // segment is a segment file as the log knows it. size and last are guarded
 // by FileLog.mu; the rest never changes.
@@ -188,7 +189,7 @@ func OpenFile(dir string, opt FileOptions) (*FileLog, error) {
 	return l, nil
 }
 
-// Dir returns the log's directory.
+// Dir implements Durable: it returns the log's directory.
 func (l *FileLog) Dir() string { return l.dir }
 
 // ID implements Log.
@@ -208,40 +209,29 @@ func (l *FileLog) Oldest() Pos {
 	return l.oldest
 }
 
-// Append implements Log. Under SyncBatch it returns after the fsync that
-// covers the record; the records of appends waiting at the same time are
-// written with one write and one fsync.
+// Append is Stage and Wait in one call. Under SyncBatch it returns after
+// the fsync that covers the record; the records of appends waiting at the
+// same time are written with one write and one fsync.
 func (l *FileLog) Append(ws []Write) (Txn, error) {
 	if l.serialSync {
 		l.serial.Lock()
 		defer l.serial.Unlock()
 	}
-	st, err := l.Stage(ws)
+	txn, err := l.Stage(ws)
 	if err != nil {
 		return 0, err
 	}
-	return st.Txn, l.Wait(st)
+	return txn, l.Wait(txn)
 }
 
-// Staged is a record that Stage ordered and that Wait makes durable.
-type Staged struct {
-	Txn Txn    // the record's txn
-	seq uint64 // records staged up to and including it
-}
-
-// Stage is the first half of Append: it assigns the record its txn and
-// queues it to be written, and returns without waiting for the write.
-// Wait is the second half. A caller that must order its own state by txn
-// (the broker's commit lock) stages under its lock and waits outside it,
-// so that the records of many such callers share one fsync.
-//
+// Stage implements Log: it encodes the record, assigns its txn and queues
+// it to be written by the next Wait (or Sync, or Close); it does no I/O.
 // Records become visible to readers, and Head moves, only when written
-// (and fsynced, under SyncBatch), in txn order. A staged record is
-// written even if nobody waits for it.
-func (l *FileLog) Stage(ws []Write) (Staged, error) {
+// (and fsynced, under SyncBatch).
+func (l *FileLog) Stage(ws []Write) (Txn, error) {
 	r := Record{Writes: ws}
 	if err := r.validate(); err != nil {
-		return Staged{}, err
+		return 0, err
 	}
 	// Encode before taking the lock; only the txn is set under it.
 	bp := payloadPool.Get().(*[]byte)
@@ -253,27 +243,32 @@ func (l *FileLog) Stage(ws []Write) (Staged, error) {
 		}
 	}()
 	if len(payload) > maxPayload {
-		return Staged{}, fmt.Errorf("%w: %d bytes encoded, more than %d", ErrInvalidRecord, len(payload), maxPayload)
+		return 0, fmt.Errorf("%w: %d bytes encoded, more than %d", ErrInvalidRecord, len(payload), maxPayload)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.usable(); err != nil {
-		return Staged{}, err
+		return 0, err
 	}
 	t := l.clock.Next()
 	putTxn(payload, t)
 	l.stage(payload, Pos{Txn: t, Op: uint32(len(ws) - 1)})
-	return Staged{Txn: t, seq: l.stagedSeq}, nil
+	return t, nil
 }
 
-// Wait returns once the staged record is as durable as the policy
-// promises: written and fsynced under SyncBatch, written to the operating
-// system otherwise. If it fails, the log is closed to appends and the
-// record's fate is unknown until the log is reopened.
-func (l *FileLog) Wait(s Staged) error {
+// Wait implements Log. It returns once the record staged at txn is as
+// durable as the policy promises: written and fsynced under SyncBatch,
+// written to the operating system otherwise. The first waiter to find no
+// write in progress writes everything staged so far (group commit). If it
+// fails, the log is closed to appends and the record's fate is unknown
+// until the log is reopened.
+func (l *FileLog) Wait(txn Txn) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.flushTo(s.seq, l.opt.Sync == SyncBatch)
+	if txn > l.tailPos.Txn {
+		return fmt.Errorf("txlog: wait for txn %d, which was not staged (the last staged is %d)", txn, l.tailPos.Txn)
+	}
+	return l.flushTo(txn, l.opt.Sync == SyncBatch)
 }
 
 func (l *FileLog) usable() error {
@@ -284,14 +279,13 @@ func (l *FileLog) usable() error {
 }
 
 // Syncs returns how many times the log has fsynced its segment files since
-// it was opened: with Append and Wait counts, it shows how many commits
-// share an fsync.
+// it was opened: with a count of Waits, it shows how many commits share an
+// fsync.
 func (l *FileLog) Syncs() int64 { return l.syncs.Load() }
 
-// Sync writes everything staged and fsyncs it, whatever the policy: on
-// return every record appended so far survives a crash of the machine.
-// A checkpoint of state up to a txn calls it first, so that a checkpoint is
-// never ahead of the log it will be replayed against.
+// Sync implements Durable: it writes everything staged and fsyncs it,
+// whatever the policy, so that on return every record staged so far
+// survives a crash of the machine.
 func (l *FileLog) Sync() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -301,12 +295,10 @@ func (l *FileLog) Sync() error {
 	return l.syncNow()
 }
 
-// KeepAfter sets a floor under retention: MaxBytes and MaxAge never delete
-// a segment that holds a record after txn, whatever its size or age. The
-// broker sets it to its oldest checkpoint, so that the state can always be
-// rebuilt from a checkpoint and the log after it. Until it is called,
-// retention is bounded by MaxBytes and MaxAge alone. It takes effect when
-// retention next runs (when a segment is full).
+// KeepAfter implements Durable: MaxBytes and MaxAge never delete a
+// segment that holds a record after txn, whatever its size or age. Until
+// it is called, retention is bounded by MaxBytes and MaxAge alone. It
+// takes effect when retention next runs (when a segment is full).
 func (l *FileLog) KeepAfter(txn Txn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -341,10 +333,9 @@ func (l *FileLog) stage(payload []byte, last Pos) {
 	c.last = last
 	l.tailSize += frame
 	l.tailPos = last
-	l.stagedSeq++
 }
 
-// flushTo returns once the first seq staged records are written, and
+// flushTo returns once the staged records up to txn are written, and
 // fsynced if fsync is set. Called with mu held; it releases mu while a
 // flush is in progress.
 //
@@ -354,8 +345,8 @@ func (l *FileLog) stage(payload []byte, last Pos) {
 // that arrive meanwhile stage their records and wait; the next leader
 // takes them all at once. So with N concurrent committers an fsync covers
 // up to N records, which is where the throughput comes from.
-func (l *FileLog) flushTo(seq uint64, fsync bool) error {
-	for l.doneSeq < seq {
+func (l *FileLog) flushTo(txn Txn, fsync bool) error {
+	for l.head.Txn < txn {
 		if l.err != nil {
 			return l.err
 		}
@@ -373,7 +364,7 @@ func (l *FileLog) flushTo(seq uint64, fsync bool) error {
 // lead writes everything staged as the flushing leader. Called with mu held
 // and no flush in progress; mu is released during the I/O.
 func (l *FileLog) lead(fsync bool) error {
-	batch, target := l.staged, l.stagedSeq
+	batch := l.staged
 	l.staged = nil
 	l.flushing = true
 	l.mu.Unlock()
@@ -399,7 +390,6 @@ func (l *FileLog) lead(fsync bool) error {
 	if n := len(batch); n > 0 && l.spare == nil && cap(batch[n-1].buf) <= maxSpare {
 		l.spare = batch[n-1].buf[:0]
 	}
-	l.doneSeq = target
 	if len(removed) > 0 {
 		// Removing files is I/O: not under the lock.
 		l.mu.Unlock()

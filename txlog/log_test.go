@@ -9,13 +9,19 @@ import (
 	"time"
 )
 
+// appendLog is a Log with the Append of both logs, which these tests use.
+type appendLog interface {
+	Log
+	Append(ws []Write) (Txn, error)
+}
+
 // The same contract, checked against every Log.
 var logKinds = []struct {
 	name string
-	open func(t *testing.T) Log
+	open func(t *testing.T) appendLog
 }{
-	{"memory", func(t *testing.T) Log { return NewMemory(MemoryOptions{}) }},
-	{"file", func(t *testing.T) Log {
+	{"memory", func(t *testing.T) appendLog { return NewMemory(MemoryOptions{}) }},
+	{"file", func(t *testing.T) appendLog {
 		l, err := OpenFile(t.TempDir(), FileOptions{SegmentSize: 4 << 10})
 		if err != nil {
 			t.Fatal(err)
@@ -24,7 +30,7 @@ var logKinds = []struct {
 	}},
 }
 
-func forEachLog(t *testing.T, f func(t *testing.T, l Log)) {
+func forEachLog(t *testing.T, f func(t *testing.T, l appendLog)) {
 	for _, k := range logKinds {
 		t.Run(k.name, func(t *testing.T) {
 			l := k.open(t)
@@ -70,7 +76,7 @@ func collect(l Log, c Cursor) ([]Record, error) {
 }
 
 func TestAppendRead(t *testing.T) {
-	forEachLog(t, func(t *testing.T, l Log) {
+	forEachLog(t, func(t *testing.T, l appendLog) {
 		var txns []Txn
 		for i := range 50 {
 			txn, err := l.Append(testWrites(fmt.Sprint(i), 1+i%3))
@@ -105,7 +111,7 @@ func TestAppendRead(t *testing.T) {
 }
 
 func TestReadFromPositions(t *testing.T) {
-	forEachLog(t, func(t *testing.T, l Log) {
+	forEachLog(t, func(t *testing.T, l appendLog) {
 		var txns []Txn
 		for i := range 10 {
 			txn, err := l.Append(testWrites(fmt.Sprint(i), 3))
@@ -147,7 +153,7 @@ func TestReadFromPositions(t *testing.T) {
 }
 
 func TestHistoryUnavailable(t *testing.T) {
-	forEachLog(t, func(t *testing.T, l Log) {
+	forEachLog(t, func(t *testing.T, l appendLog) {
 		txn, err := l.Append(testWrites("a", 1))
 		if err != nil {
 			t.Fatal(err)
@@ -178,7 +184,7 @@ func TestInvalidRecords(t *testing.T) {
 		"rewrite, no ts":      {{Ref: ok.Ref, Action: ActionRewrite, After: ok.After}},
 		"rewrite with before": {{Ref: ok.Ref, Action: ActionRewrite, BeforeTxn: 1, Before: ok.After}},
 	}
-	forEachLog(t, func(t *testing.T, l Log) {
+	forEachLog(t, func(t *testing.T, l appendLog) {
 		for name, ws := range bad {
 			if _, err := l.Append(ws); !errors.Is(err, ErrInvalidRecord) {
 				t.Errorf("%s: %v, want ErrInvalidRecord", name, err)
@@ -191,7 +197,7 @@ func TestInvalidRecords(t *testing.T) {
 }
 
 func TestClosed(t *testing.T) {
-	forEachLog(t, func(t *testing.T, l Log) {
+	forEachLog(t, func(t *testing.T, l appendLog) {
 		if _, err := l.Append(testWrites("a", 1)); err != nil {
 			t.Fatal(err)
 		}
@@ -211,7 +217,7 @@ func TestClosed(t *testing.T) {
 // strictly increasing in read order, every append must be read exactly
 // once, and a reader never sees a gap.
 func TestConcurrentAppendRead(t *testing.T) {
-	forEachLog(t, func(t *testing.T, l Log) {
+	forEachLog(t, func(t *testing.T, l appendLog) {
 		const appenders, each = 8, 100
 		var wg sync.WaitGroup
 		var mu sync.Mutex

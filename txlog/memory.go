@@ -44,6 +44,8 @@ type MemoryLog struct {
 	closed bool
 }
 
+var _ Log = (*MemoryLog)(nil)
+
 type memRecord struct {
 	rec  Record
 	size int64
@@ -66,8 +68,9 @@ func NewMemory(opt MemoryOptions) *MemoryLog {
 // ID implements Log.
 func (l *MemoryLog) ID() ID { return l.id }
 
-// Append implements Log. The record is visible to readers when it returns.
-func (l *MemoryLog) Append(ws []Write) (Txn, error) {
+// Stage implements Log. A memory log has nothing to wait for: the record
+// is appended, and visible to readers, when Stage returns.
+func (l *MemoryLog) Stage(ws []Write) (Txn, error) {
 	r := Record{Writes: ws}
 	if err := r.validate(); err != nil {
 		return 0, err
@@ -84,6 +87,14 @@ func (l *MemoryLog) Append(ws []Write) (Txn, error) {
 	l.retain()
 	return r.Txn, nil
 }
+
+// Wait implements Log. It returns nil at once: Stage did all there is to
+// do, and a memory log promises nothing beyond its process.
+func (l *MemoryLog) Wait(Txn) error { return nil }
+
+// Append is Stage and Wait in one call: it appends a record and returns
+// its txn.
+func (l *MemoryLog) Append(ws []Write) (Txn, error) { return l.Stage(ws) }
 
 // retain drops the oldest records beyond the limits, keeping the newest.
 func (l *MemoryLog) retain() {
@@ -193,7 +204,8 @@ func (l *MemoryLog) Read(after Cursor) iter.Seq2[Record, error] {
 	}
 }
 
-// Close implements Log. Readers in progress end with ErrClosed.
+// Close implements Log. Readers in progress end with ErrClosed. The
+// records are gone: a memory log cannot be reopened.
 func (l *MemoryLog) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -11,16 +11,16 @@ import (
 func TestStageWait(t *testing.T) {
 	l := openFile(t, t.TempDir(), FileOptions{})
 	defer l.Close()
-	var staged []Staged
+	var staged []Txn
 	for i := range 5 {
-		s, err := l.Stage(testWrites(fmt.Sprint(i), 1))
+		txn, err := l.Stage(testWrites(fmt.Sprint(i), 1))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if i > 0 && s.Txn <= staged[i-1].Txn {
-			t.Fatalf("txn %d staged after %d", s.Txn, staged[i-1].Txn)
+		if i > 0 && txn <= staged[i-1] {
+			t.Fatalf("txn %d staged after %d", txn, staged[i-1])
 		}
-		staged = append(staged, s)
+		staged = append(staged, txn)
 	}
 	if l.Head() != (Pos{}) || len(readAll(t, l, Cursor{Log: l.ID()})) != 0 {
 		t.Fatal("staged records are visible before they are written")
@@ -32,8 +32,8 @@ func TestStageWait(t *testing.T) {
 		t.Fatalf("%d fsyncs for one wait, want 1", got)
 	}
 	// One write took everything staged, the fifth record included.
-	if l.Head().Txn != staged[4].Txn {
-		t.Fatalf("head %d after the wait, want %d", l.Head().Txn, staged[4].Txn)
+	if l.Head().Txn != staged[4] {
+		t.Fatalf("head %d after the wait, want %d", l.Head().Txn, staged[4])
 	}
 	for _, s := range staged {
 		if err := l.Wait(s); err != nil {
@@ -52,7 +52,7 @@ func TestStageWait(t *testing.T) {
 func TestStagedWrittenOnClose(t *testing.T) {
 	dir := t.TempDir()
 	l := openFile(t, dir, FileOptions{})
-	s, err := l.Stage(testWrites("a", 2))
+	txn, err := l.Stage(testWrites("a", 2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestStagedWrittenOnClose(t *testing.T) {
 	}
 	l = openFile(t, dir, FileOptions{})
 	defer l.Close()
-	if l.Head() != (Pos{Txn: s.Txn, Op: 1}) {
+	if l.Head() != (Pos{Txn: txn, Op: 1}) {
 		t.Fatalf("head %+v after reopening, want the staged record's", l.Head())
 	}
 }
