@@ -20,50 +20,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tidings/tidings/index"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
 
-// benchSchema: spells, indexed by element, and others, where the idle
-// document subscriptions point.
-var benchSchema = index.Schema{
-	Collections: []string{"spells", "others"},
-	Indexes:     []index.Definition{{Name: "spells_by_element", Collection: "spells", Terms: []string{"element"}}},
-}
-
-func benchBroker(b *testing.B, opt Options) *Broker {
-	b.Helper()
-	opt.Schema = benchSchema
-	br, err := New(opt)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { br.Close() })
-	return br
-}
-
-func benchCommit(b *testing.B, br *Broker, fn func(tx *Tx) error) txlog.Txn {
-	txn, err := br.Commit(context.Background(), fn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return txn
-}
-
-// elementDocs are a spell's data with element fire and water: a commit
-// that replaces one with the other moves the spell from one index set to
-// the other.
-var elementDocs = [2][]byte{[]byte(`{"name":"Fire Beak","element":"water","cost":15}`), []byte(`{"name":"Fire Beak","element":"fire","cost":15}`)}
-
-// liveHeap returns the bytes of live heap objects, after a collection.
-func liveHeap() uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
-
+// numGC returns the number of garbage collections so far.
 func numGC() uint32 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

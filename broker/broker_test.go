@@ -14,68 +14,6 @@ import (
 	"github.com/tidings/tidings/txlog"
 )
 
-func spell(id string) txlog.Ref { return txlog.Ref{Collection: "spells", ID: id} }
-
-func mustCommit(t testing.TB, b *Broker, fn func(tx *Tx) error) txlog.Txn {
-	t.Helper()
-	txn, err := b.Commit(context.Background(), fn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return txn
-}
-
-func mustSubscribe(t testing.TB, b *Broker, target subscription.Target, opt subscription.Options) *Subscription {
-	t.Helper()
-	s, err := b.Subscribe(context.Background(), target, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
-// take reads n events from s in a goroutine-free way: the events must be
-// there already or arrive without further commits.
-func take(t *testing.T, s *Subscription, n int) []subscription.Event {
-	t.Helper()
-	var evs []subscription.Event
-	if n == 0 {
-		return nil
-	}
-	for e := range s.Events() {
-		evs = append(evs, e)
-		if len(evs) == n {
-			break
-		}
-	}
-	if len(evs) != n {
-		t.Fatalf("got %d events, want %d", len(evs), n)
-	}
-	return evs
-}
-
-type wireEvent struct {
-	Type   string `json:"type"`
-	Txn    uint64 `json:"txn"`
-	Cursor string `json:"cursor"`
-	Event  struct {
-		Action   string          `json:"action"`
-		Code     string          `json:"code"`
-		Cursor   string          `json:"cursor"`
-		Document json.RawMessage `json:"document"`
-	} `json:"event"`
-}
-
-func parse(t *testing.T, e subscription.Event) wireEvent {
-	t.Helper()
-	var w wireEvent
-	if err := json.Unmarshal(e.JSON, &w); err != nil {
-		t.Fatalf("%s: %v", e.JSON, err)
-	}
-	return w
-}
-
 func TestCommitErrorsRollBack(t *testing.T) {
 	b := spellsBroker(t)
 	ctx := context.Background()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -17,16 +16,6 @@ import (
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
-
-var ckptSchema = index.Schema{
-	Collections: []string{"spells"},
-	Indexes: []index.Definition{
-		{Name: "spells_by_element", Collection: "spells", Terms: []string{"element"}, Values: []string{"level"}},
-		{Name: "spells_by_level", Collection: "spells", Terms: []string{"level"}},
-	},
-}
-
-var quietLogger = slog.New(slog.DiscardHandler)
 
 var elements = []string{"fire", "water", "earth", "air"}
 

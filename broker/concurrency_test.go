@@ -472,13 +472,6 @@ func cmpTxn(a, b txlog.Txn) int {
 	return 0
 }
 
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(err)
-	}
-	return v
-}
-
 // fold applies the stream to its snapshot and compares the result with
 // the final state: the set's members (ref, terms, values) or the document.
 func (s *starter) fold(final map[txlog.Ref]mDoc) error {

@@ -481,21 +481,6 @@ func sameHistory(recs []Record, history []histRec) error {
 	return nil
 }
 
-var tornBytesPattern = regexp.MustCompile(`truncating a record torn by a crash\b.*? bytes=(\d+)`)
-
-// tornWarnings counts recovery's warnings about torn records and the bytes
-// it truncated.
-func tornWarnings(log string) (n, bytes int) {
-	for _, m := range tornBytesPattern.FindAllStringSubmatch(log, -1) {
-		b, _ := strconv.Atoi(m[1])
-		n, bytes = n+1, bytes+b
-	}
-	if w := strings.Count(log, "truncating a record torn by a crash"); w != n {
-		return w, -1 // a warning without its bytes: the log format changed
-	}
-	return n, bytes
-}
-
 func countSegments(t *testing.T, dir string) int {
 	t.Helper()
 	names, err := filepath.Glob(filepath.Join(dir, "*"+segSuffix))
