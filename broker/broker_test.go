@@ -14,6 +14,9 @@ import (
 	"github.com/tidings/tidings/txlog"
 )
 
+// Guarantee 9 (broker package doc): a transaction that a refused write
+// ends leaves nothing: no document, no event, no change of the head. And,
+// of Guarantee 7, a commit after Close fails with ErrClosed.
 func TestCommitErrorsRollBack(t *testing.T) {
 	b := spellsBroker(t)
 	ctx := context.Background()
@@ -73,6 +76,8 @@ func TestCommitErrorsRollBack(t *testing.T) {
 	}
 }
 
+// Subscribe refuses what it cannot serve; of Guarantee 4 (broker package
+// doc), a cursor of another log is refused with ErrHistoryUnavailable.
 func TestSubscribeErrors(t *testing.T) {
 	b := spellsBroker(t)
 	ctx := context.Background()
@@ -99,6 +104,10 @@ func TestSubscribeErrors(t *testing.T) {
 
 // A subscriber whose queue overflows while it does not read gets every
 // event all the same, from the log, and then rejoins live delivery.
+//
+// Guarantees 4 and 5 (broker package doc): nothing is lost to an overflow;
+// the commits go on while the subscriber does not read, and its
+// overflowed queue holds nothing.
 func TestSlowSubscriberLosesNothing(t *testing.T) {
 	b := spellsBroker(t)
 	s := mustSubscribe(t, b, subscription.Collection("spells"), subscription.Options{Buffer: 4})
@@ -119,6 +128,9 @@ func TestSlowSubscriberLosesNothing(t *testing.T) {
 	}
 }
 
+// Guarantee 3 (broker package doc): resuming from the cursor of any event
+// of a stream, also one in the middle of a transaction, delivers exactly
+// the events after it, from a start txn below the next one.
 func TestResumeFromEveryCursor(t *testing.T) {
 	b := spellsBroker(t)
 	all := mustSubscribe(t, b, subscription.Collection("spells"), subscription.Options{Updates: true})
@@ -147,6 +159,9 @@ func TestResumeFromEveryCursor(t *testing.T) {
 	}
 }
 
+// Guarantee 4 (broker package doc): a cursor that retention has dropped is
+// refused with ErrHistoryUnavailable, and a subscriber that falls behind
+// retention is told so with history_unavailable naming its last cursor.
 func TestHistoryUnavailableAfterRetention(t *testing.T) {
 	b, err := New(Options{Log: txlog.NewMemory(txlog.MemoryOptions{MaxRecords: 10}), Schema: index.Schema{Collections: []string{"spells"}}})
 	if err != nil {
@@ -175,6 +190,8 @@ func TestHistoryUnavailableAfterRetention(t *testing.T) {
 	}
 }
 
+// Guarantee 7 (broker package doc): Close ends a stream with shutting_down
+// and the cursor of its last event, and refuses later subscriptions.
 func TestCloseEndsStreamsWithCursor(t *testing.T) {
 	b := spellsBroker(t)
 	s := mustSubscribe(t, b, subscription.Collection("spells"), subscription.Options{})

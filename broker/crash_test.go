@@ -37,6 +37,10 @@ import (
 // the commits in flight, each whole or not at all, and none after a gap),
 // its txns go on upward, and a subscriber resuming from its last cursor
 // receives exactly the events after it.
+//
+// Guarantee 6 (broker package doc) under SIGKILL, with 3 and 4 across the
+// restart (a subscriber whose cursor retention overtook is told so), 9
+// for the commits in flight, and 7 for the resumed streams at Close.
 func TestBrokerCrash(t *testing.T) {
 	if os.Getenv(crashChildEnv) != "" {
 		crashChild() // never returns

@@ -152,7 +152,7 @@ const (
 // TestResume cuts a stream again and again, by the server (maximum
 // lifetime) and by the client (a cancelled request), while commits keep
 // coming; the client resumes from its cursor each time, and receives every
-// write exactly once.
+// write exactly once: Guarantee 3 (broker package doc) over HTTP.
 func TestResume(t *testing.T) {
 	for _, cutBy := range []cut{cutLifetime, cutClient} {
 		for _, mode := range resumeModes {
@@ -175,7 +175,8 @@ func TestResume(t *testing.T) {
 // TestResumeAcrossShutdown shuts servers down one after another, each
 // while a stream is live and commits keep coming: the stream ends with
 // shutting_down and its cursor, and the client resumes on the next
-// server of the same broker with nothing lost or repeated.
+// server of the same broker with nothing lost or repeated (Guarantees 3
+// and 7, broker package doc; PROTOCOL.md, "How a stream ends").
 func TestResumeAcrossShutdown(t *testing.T) {
 	for _, mode := range []resumeMode{resumeModes[0], resumeModes[1]} {
 		for _, proto := range protocols {
@@ -383,7 +384,9 @@ func TestClientCancelFreesTheStream(t *testing.T) {
 // reconnects with the same URL (snapshot=true) and the last id it saw: it
 // must still end up with every document of the snapshot. Snapshot pages
 // carry no id, so the last id is the start event's, and resuming from it
-// skips the snapshot: the rest of it is lost without a word.
+// skips the snapshot: the rest of it is lost without a word. Guarantee 2
+// (broker package doc): a snapshot is never resumed halfway; PROTOCOL.md,
+// "SSE framing", the snapshot rule.
 func TestSSEResumeMidSnapshot(t *testing.T) {
 	ts, _, b := testServer(t, nil)
 	c := client("h1")

@@ -224,7 +224,8 @@ func newHistRec(rec Record, id string) histRec {
 // TestCrashRecovery kills a child appending under SyncBatch with SIGKILL at
 // random points, round after round on the same directory, and checks after
 // each kill that recovery kept every acknowledged append, in order, kept
-// nothing that was not in flight, and that the log takes appends again.
+// nothing that was not in flight, and that the log takes appends again:
+// the log's side of Guarantee 6 (broker package doc) under SyncBatch.
 func TestCrashRecovery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a child process per round")
