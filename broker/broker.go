@@ -44,6 +44,15 @@ type Broker struct {
 	// mu is the commit lock: it serialises commits, their delivery, and
 	// the registration of subscribers, so that a subscriber registered
 	// under it sees exactly the commits after the txn it read there.
+	//
+	// Lock order: checkpointer.mu, then mu, then a subscriber's queue lock
+	// (subscription.Queue's mu). A checkpoint takes mu while it holds
+	// checkpointer.mu, so mu is never held while taking checkpointer.mu
+	// (Close takes that after releasing mu). Under mu, delivery pushes to
+	// queues and a catching-up subscriber calls Rejoin, each taking the
+	// queue's lock inside; a consumer takes its queue's lock (Take) without
+	// mu. The log's own locks come after mu: Stage and Append are called
+	// under it, Wait without it.
 	mu     sync.Mutex
 	schema index.Schema
 	store  *index.Store

@@ -14,68 +14,9 @@ import (
 	"github.com/tidings/tidings/txlog"
 )
 
-func spell(id string) txlog.Ref { return txlog.Ref{Collection: "spells", ID: id} }
-
-func mustCommit(t testing.TB, b *Broker, fn func(tx *Tx) error) txlog.Txn {
-	t.Helper()
-	txn, err := b.Commit(context.Background(), fn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return txn
-}
-
-func mustSubscribe(t testing.TB, b *Broker, target subscription.Target, opt subscription.Options) *Subscription {
-	t.Helper()
-	s, err := b.Subscribe(context.Background(), target, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
-// take reads n events from s in a goroutine-free way: the events must be
-// there already or arrive without further commits.
-func take(t *testing.T, s *Subscription, n int) []subscription.Event {
-	t.Helper()
-	var evs []subscription.Event
-	if n == 0 {
-		return nil
-	}
-	for e := range s.Events() {
-		evs = append(evs, e)
-		if len(evs) == n {
-			break
-		}
-	}
-	if len(evs) != n {
-		t.Fatalf("got %d events, want %d", len(evs), n)
-	}
-	return evs
-}
-
-type wireEvent struct {
-	Type   string `json:"type"`
-	Txn    uint64 `json:"txn"`
-	Cursor string `json:"cursor"`
-	Event  struct {
-		Action   string          `json:"action"`
-		Code     string          `json:"code"`
-		Cursor   string          `json:"cursor"`
-		Document json.RawMessage `json:"document"`
-	} `json:"event"`
-}
-
-func parse(t *testing.T, e subscription.Event) wireEvent {
-	t.Helper()
-	var w wireEvent
-	if err := json.Unmarshal(e.JSON, &w); err != nil {
-		t.Fatalf("%s: %v", e.JSON, err)
-	}
-	return w
-}
-
+// Guarantee 9 (broker package doc): a transaction that a refused write
+// ends leaves nothing: no document, no event, no change of the head. And,
+// of Guarantee 7, a commit after Close fails with ErrClosed.
 func TestCommitErrorsRollBack(t *testing.T) {
 	b := spellsBroker(t)
 	ctx := context.Background()
@@ -135,6 +76,8 @@ func TestCommitErrorsRollBack(t *testing.T) {
 	}
 }
 
+// Subscribe refuses what it cannot serve; of Guarantee 4 (broker package
+// doc), a cursor of another log is refused with ErrHistoryUnavailable.
 func TestSubscribeErrors(t *testing.T) {
 	b := spellsBroker(t)
 	ctx := context.Background()
@@ -161,6 +104,10 @@ func TestSubscribeErrors(t *testing.T) {
 
 // A subscriber whose queue overflows while it does not read gets every
 // event all the same, from the log, and then rejoins live delivery.
+//
+// Guarantees 4 and 5 (broker package doc): nothing is lost to an overflow;
+// the commits go on while the subscriber does not read, and its
+// overflowed queue holds nothing.
 func TestSlowSubscriberLosesNothing(t *testing.T) {
 	b := spellsBroker(t)
 	s := mustSubscribe(t, b, subscription.Collection("spells"), subscription.Options{Buffer: 4})
@@ -181,6 +128,9 @@ func TestSlowSubscriberLosesNothing(t *testing.T) {
 	}
 }
 
+// Guarantee 3 (broker package doc): resuming from the cursor of any event
+// of a stream, also one in the middle of a transaction, delivers exactly
+// the events after it, from a start txn below the next one.
 func TestResumeFromEveryCursor(t *testing.T) {
 	b := spellsBroker(t)
 	all := mustSubscribe(t, b, subscription.Collection("spells"), subscription.Options{Updates: true})
@@ -209,6 +159,9 @@ func TestResumeFromEveryCursor(t *testing.T) {
 	}
 }
 
+// Guarantee 4 (broker package doc): a cursor that retention has dropped is
+// refused with ErrHistoryUnavailable, and a subscriber that falls behind
+// retention is told so with history_unavailable naming its last cursor.
 func TestHistoryUnavailableAfterRetention(t *testing.T) {
 	b, err := New(Options{Log: txlog.NewMemory(txlog.MemoryOptions{MaxRecords: 10}), Schema: index.Schema{Collections: []string{"spells"}}})
 	if err != nil {
@@ -237,6 +190,8 @@ func TestHistoryUnavailableAfterRetention(t *testing.T) {
 	}
 }
 
+// Guarantee 7 (broker package doc): Close ends a stream with shutting_down
+// and the cursor of its last event, and refuses later subscriptions.
 func TestCloseEndsStreamsWithCursor(t *testing.T) {
 	b := spellsBroker(t)
 	s := mustSubscribe(t, b, subscription.Collection("spells"), subscription.Options{})

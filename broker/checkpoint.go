@@ -60,8 +60,13 @@ type checkpointer struct {
 	kick chan struct{} // a commit asks for a checkpoint
 	done chan struct{} // closed when the goroutine ends
 
-	mu      sync.Mutex // one checkpoint at a time
-	lastTxn txlog.Txn  // the newest checkpoint; guarded by mu
+	// mu lets one checkpoint run at a time. Lock order: it is taken before
+	// Broker.mu, never while holding it: checkpoint holds it while it
+	// takes Broker.mu (to read the head and clone the state, and to wait
+	// for their delivery) and while it syncs the log, writes the file and
+	// moves the log's retention floor (KeepAfter).
+	mu      sync.Mutex
+	lastTxn txlog.Txn // the newest checkpoint; guarded by mu
 }
 
 // initCheckpoints resolves the options; it returns nil when there are none.

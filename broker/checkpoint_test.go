@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -17,16 +16,6 @@ import (
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
-
-var ckptSchema = index.Schema{
-	Collections: []string{"spells"},
-	Indexes: []index.Definition{
-		{Name: "spells_by_element", Collection: "spells", Terms: []string{"element"}, Values: []string{"level"}},
-		{Name: "spells_by_level", Collection: "spells", Terms: []string{"level"}},
-	},
-}
-
-var quietLogger = slog.New(slog.DiscardHandler)
 
 var elements = []string{"fire", "water", "earth", "air"}
 
@@ -118,7 +107,8 @@ func dumpState(t *testing.T, b *Broker) string {
 
 // A restart from a checkpoint and the log after it rebuilds exactly the
 // state that replaying everything would, lets retention delete what the
-// checkpoint covers, and resumes subscribers across it.
+// checkpoint covers, and resumes subscribers across it (Guarantees 3 and 6,
+// broker package doc).
 func TestCheckpointRestart(t *testing.T) {
 	dir := t.TempDir()
 	lopt := txlog.FileOptions{MaxBytes: 32 << 10}
@@ -432,7 +422,7 @@ func (l *syncCountingLog) Sync() error {
 
 // Under SyncNever the log may hold records only in the page cache: a
 // checkpoint fsyncs the log up to its txn first, so that it is never ahead
-// of the log after a power failure.
+// of the log after a power failure (Guarantee 6, broker package doc).
 func TestCheckpointSyncsLogFirst(t *testing.T) {
 	dir := t.TempDir()
 	fl, err := txlog.OpenFile(dir, txlog.FileOptions{Sync: txlog.SyncNever})

@@ -130,7 +130,8 @@ var flagStartTimeout = flag.Duration("start.timeout", 2*time.Minute, "how long T
 // checked to hold every committed transaction) says, event by event, and
 // folding its snapshot and events must give the membership or the document
 // at the end. The final commit writes marker documents (and marks every
-// followed document) so that each stream knows where it ends.
+// followed document) so that each stream knows where it ends. This is
+// Guarantee 2 (broker package doc) under load, with 1 and 4.
 //
 // Replay a run's random choices (not its interleaving) with the seed it
 // logs: go test ./broker -run '^TestStartUnderConcurrency$' -args -model.seed=N
@@ -470,13 +471,6 @@ func cmpTxn(a, b txlog.Txn) int {
 		return 1
 	}
 	return 0
-}
-
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(err)
-	}
-	return v
 }
 
 // fold applies the stream to its snapshot and compares the result with

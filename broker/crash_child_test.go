@@ -20,8 +20,8 @@ import (
 	"github.com/tidings/tidings/txlog"
 )
 
-// The child process of TestBrokerCrash (see crash_test.go): the schema and
-// documents it writes, its subscribers, and its committers.
+// The child process of TestBrokerCrash (see crash_test.go for the parent):
+// the schema and documents it writes, its subscribers, and its committers.
 
 // TestBrokerCrash runs this test binary again as a child that serves
 // commits under load, with subscribers attached, until the parent kills it
@@ -395,6 +395,3 @@ func crashCommitter(b *Broker, out *crashOut, c, round int, r *rand.Rand) {
 		}
 	}
 }
-
-// ---------------------------------------------------------------------------
-// The parent: running a child.

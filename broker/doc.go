@@ -1,6 +1,8 @@
 // Package broker is the embeddable core of tidings: it commits
 // transactions of document writes and delivers every change, in txn order,
-// to the subscriptions that follow a document or a set.
+// to the subscriptions that follow a document or a set. What it promises is
+// numbered under Guarantees, at the end, and the tests that prove each
+// promise cite its number.
 //
 // # Commits
 //
@@ -92,4 +94,55 @@
 // (later commits and subscriptions fail with the log's error) and every
 // stream ends with shutting_down and its last cursor. A new process (or
 // New on the reopened log) rebuilds the state from what the log holds.
+//
+// # Guarantees
+//
+// Every front (the Go iterator, and the HTTP transports on top of it) gets
+// these from the broker. Tests cite them as "Guarantee N (broker package
+// doc)".
+//
+//  1. Order: a transaction's events are delivered together, in the order
+//     of its writes; a stream's events are in txn order; every event after
+//     start has a txn above the start txn.
+//  2. Snapshot: a snapshot is the target's state at exactly the start txn:
+//     no change at or before it is delivered after it, and none after it
+//     is missing. A snapshot is never resumed halfway: a stream that
+//     starts with one withholds the start cursor (its start event has
+//     none, nor have the pages before the last) until the last page
+//     (subscription.ActionLastPage), which carries it. A subscriber cut off
+//     within the snapshot has no cursor, and starts again; every front
+//     gets this as it is (PROTOCOL.md, "Events").
+//  3. Resume: subscribing with an event's cursor delivers exactly the
+//     events after that event, replayed from the log and then live, with
+//     no gap and no duplicate at the seam; on a file log, across restarts
+//     too.
+//  4. No silent loss: a subscriber gets every event for its target, or an
+//     error event that says why and from which cursor to resume. One whose
+//     queue overflows reads the log at its own pace and rejoins live
+//     delivery, losing nothing; one that falls behind the log's retention
+//     gets history_unavailable naming its last cursor; a cursor the log
+//     cannot resume from (of another log, before its retained history or
+//     within a write that retention dropped, beyond its head) is refused
+//     with ErrHistoryUnavailable before anything is delivered.
+//  5. Publishers never wait for subscribers: a commit pushes its events to
+//     bounded queues (subscription.Options' Buffer and BufferBytes) and
+//     moves on, and an overflowing queue lets go of what it held, so a
+//     subscriber costs bounded memory however slow it is.
+//  6. Durability: Commit returns, and a commit's events are delivered, only
+//     once its record is as durable as the log's txlog.SyncPolicy promises
+//     (see Durability). A commit lost to a crash is lost whole, with every
+//     commit after it; a restart on a file log rebuilds the state of the
+//     commits the log kept, and its txns go on above every earlier one.
+//  7. Shutdown: after Close, commits and subscriptions fail with ErrClosed,
+//     and every stream ends with an error event shutting_down carrying the
+//     cursor to resume from. A failed log stops the broker too: the
+//     commits waiting for it fail, later commits and subscriptions fail
+//     with its error, and every stream ends with shutting_down and its
+//     last cursor (none if it has not delivered its start yet).
+//  8. Encode once: an event is encoded once per write and field set, and
+//     every subscriber with that field set gets the same bytes; a commit's
+//     allocations do not grow with the number of subscribers it reaches.
+//  9. All or nothing: a transaction is committed whole, under one txn, or
+//     (refused, or given up by its function) leaves nothing: nothing is
+//     logged, applied or delivered.
 package broker

@@ -96,7 +96,8 @@ func (r *registry) each(fn func(*subscriber)) {
 // subscriber goes on from the log.
 //
 // Each event is encoded once per write and variant, and the same *Event is
-// pushed to every subscriber of that variant (invariant 6).
+// pushed to every subscriber of that variant (Guarantee 8 in the package
+// doc).
 func (b *Broker) publish(cat *index.Catalog, rec txlog.Record, diffs []index.Diff) {
 	if len(b.subs.docs) == 0 && b.subs.sets.Len() == 0 {
 		return

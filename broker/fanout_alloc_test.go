@@ -9,9 +9,9 @@ import (
 )
 
 // TestCommitAllocsIndependentOfSubscribers: the allocations of a commit do
-// not grow with the number of subscribers it reaches (invariant 6: an
-// event is encoded once per field set, not once per subscriber; matching
-// and pushing allocate nothing per subscriber). Each subscriber's queue is
+// not grow with the number of subscribers it reaches (Guarantee 8, broker
+// package doc: an event is encoded once per field set, not once per
+// subscriber; matching and pushing allocate nothing per subscriber). Each subscriber's queue is
 // overflowed first, so that pushes do not grow rings; the commit still
 // looks up every subscriber's events.
 func TestCommitAllocsIndependentOfSubscribers(t *testing.T) {

@@ -7,23 +7,9 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/tidings/tidings/index"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
-
-func spellsBroker(t testing.TB) *Broker {
-	t.Helper()
-	b, err := New(Options{Schema: index.Schema{
-		Collections: []string{"spells"},
-		Indexes:     []index.Definition{{Name: "spells_by_element", Collection: "spells", Terms: []string{"element"}}},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return b
-}
 
 // next reads one event from a pull iterator, failing the test at the end.
 func next(t *testing.T, pull func() (subscription.Event, bool)) subscription.Event {

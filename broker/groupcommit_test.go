@@ -102,6 +102,10 @@ func kinds(evs []subscription.Event) string {
 // transaction sees it) but shown to nobody: no event, no start of a stream
 // whose snapshot holds it, no Get, no Head. Commits that become durable
 // out of order are still delivered in txn order, each once.
+//
+// Guarantee 6 (broker package doc), and 1 and 2 while commits wait for
+// their fsync: delivery in txn order, and a snapshot at exactly its start
+// txn, none of whose commits is delivered again.
 func TestNothingShownBeforeDurable(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b, lg := gatedBroker(t)
@@ -196,6 +200,7 @@ func TestNothingShownBeforeDurable(t *testing.T) {
 // it is shown, the broker takes no more commits or subscriptions, and every
 // stream ends with shutting_down: with its cursor for a stream that had
 // started, with none for one whose start was the failed commit's.
+// Guarantees 6 and 7 (broker package doc).
 func TestLogFailureStopsTheBroker(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b, lg := gatedBroker(t)
@@ -246,7 +251,7 @@ func TestLogFailureStopsTheBroker(t *testing.T) {
 }
 
 // Concurrent commits on the file log share fsyncs, and each is delivered
-// once, in txn order.
+// once, in txn order (Guarantees 1 and 6, broker package doc).
 func TestBrokerGroupCommit(t *testing.T) {
 	fl, err := txlog.OpenFile(t.TempDir(), txlog.FileOptions{})
 	if err != nil {

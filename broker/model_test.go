@@ -887,10 +887,11 @@ func firstDiff(got []subscription.Event, exp []xEvent) string {
 	return fmt.Sprintf("it received %d events, all as the model expects (of %d)", len(got), len(exp))
 }
 
-// checkStream checks the invariants any stream must keep, whatever the
-// model says: start first; snapshots right after it; cursors strictly
-// increasing; every later event after the start txn; at most one error,
-// last, naming the last cursor.
+// checkStream checks what any stream must keep, whatever the model says
+// (Guarantees 1, 2 and 4, broker package doc): start first; snapshots
+// right after it, at the start txn; cursors strictly increasing; every
+// later event after the start txn; at most one error, last, naming the
+// last cursor.
 func checkStream(got []subscription.Event) []string {
 	var errs []string
 	if len(got) == 0 || got[0].Type != subscription.TypeStart {
@@ -1491,7 +1492,9 @@ func (m *model) observe() {
 	}
 }
 
-// TestModel is the model-based randomized test of issue 4.
+// TestModel is the model-based randomized test of the broker's delivery:
+// Guarantees 1 to 5, 7 and 9 (broker package doc), checked event by event
+// against a reference model.
 //
 // A seeded run commits thousands of random transactions (create, replace,
 // update with merge patches that remove fields and merge nested objects,

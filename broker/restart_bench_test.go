@@ -1,6 +1,6 @@
 package broker
 
-// Benchmarks of issue 7: restart time and memory for a state of 1M
+// Benchmarks of restarts: restart time and memory for a state of 1M
 // documents with 2 indexes, from a checkpoint and by replaying the log,
 // and the time to write that checkpoint. Run them with
 //

@@ -15,7 +15,8 @@ import (
 
 // A broker on a file log restarts with its documents and indexes rebuilt
 // from the log, its txns going on upward, and a subscriber resumes across
-// the restart with its cursor, missing nothing.
+// the restart with its cursor, missing nothing: Guarantees 3 and 6 (broker
+// package doc).
 func TestRestartOnFileLog(t *testing.T) {
 	dir := t.TempDir()
 	schema := index.Schema{

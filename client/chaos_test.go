@@ -194,7 +194,9 @@ func waitFor(deadline time.Time, cond func() bool) bool {
 
 // A proxy between client and server cuts connections at random while
 // commits go on: every subscriber's events are exactly the committed
-// sequence of its target, nothing lost, nothing repeated, in order.
+// sequence of its target, nothing lost, nothing repeated, in order
+// (Guarantees 1, 3 and 4 of the broker package doc, through the client's
+// own resuming).
 func TestChaos(t *testing.T) {
 	for _, mode := range []struct{ h2c, sse bool }{{false, false}, {true, false}, {false, true}} {
 		t.Run(fmt.Sprintf("h2c=%v,sse=%v", mode.h2c, mode.sse), func(t *testing.T) { testChaos(t, mode.h2c, mode.sse) })

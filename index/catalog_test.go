@@ -6,26 +6,6 @@ import (
 	"testing"
 )
 
-func spellsSchema() Schema {
-	return Schema{
-		Collections: []string{"spells", "people"},
-		Indexes: []Definition{
-			{Name: "spells_by_element", Collection: "spells", Terms: []string{"element"}, Values: []string{"stats.level"}},
-			{Name: "all_spells", Collection: "spells", Values: []string{"name"}},
-			{Name: "people_by_city", Collection: "people", Terms: []string{"address.city"}},
-		},
-	}
-}
-
-func mustCatalog(t testing.TB, s Schema) *Catalog {
-	t.Helper()
-	c, err := NewCatalog(s)
-	if err != nil {
-		t.Fatalf("NewCatalog: %v", err)
-	}
-	return c
-}
-
 func TestNewCatalogErrors(t *testing.T) {
 	idx := func(name, coll string, terms ...string) Definition {
 		return Definition{Name: name, Collection: coll, Terms: terms}

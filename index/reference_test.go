@@ -177,16 +177,6 @@ func sortedKeys(m map[string]any) []string {
 	return ks
 }
 
-func cmpInt(a, b int) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 // refValue decodes one JSON text as encoding/json does.
 func refValue(text []byte) (any, error) {
 	if !json.Valid(text) {

@@ -28,39 +28,6 @@ func write(t testing.TB, c *Catalog, s *Store, d *Diff, txn txlog.Txn, ref txlog
 	}
 }
 
-// pager is a Store or a Snapshot.
-type pager interface {
-	Page(dst []Entry, set SetKey, after Position, n int) ([]Entry, bool, error)
-}
-
-// listSet lists a whole set through pages of n, carrying the position
-// from page to page in its text form, as a cursor would.
-func listSet(p pager, set SetKey, n int) ([]Entry, error) {
-	var all []Entry
-	var after Position
-	for {
-		page, more, err := p.Page(nil, set, after, n)
-		if err != nil {
-			return nil, err
-		}
-		if len(page) > n {
-			return nil, fmt.Errorf("page of %d entries, asked for %d", len(page), n)
-		}
-		all = append(all, page...)
-		if !more {
-			return all, nil
-		}
-		if len(page) == 0 {
-			return nil, errors.New("more with an empty page")
-		}
-		text, _ := page[len(page)-1].Position().MarshalText()
-		after = Position{}
-		if err := after.UnmarshalText(text); err != nil {
-			return nil, err
-		}
-	}
-}
-
 func pageAll(t testing.TB, p pager, set SetKey, n int) []Entry {
 	t.Helper()
 	all, err := listSet(p, set, n)

@@ -5,15 +5,6 @@ import (
 	"testing"
 )
 
-func mustParse(t testing.TB, text string) Value {
-	t.Helper()
-	v, err := ParseValue([]byte(text))
-	if err != nil {
-		t.Fatalf("ParseValue(%s): %v", text, err)
-	}
-	return v
-}
-
 func TestValueEquality(t *testing.T) {
 	equal := [][]string{
 		{`1`, `1.0`, `1e0`, `10E-1`, `0.1e1`, `1.000e+0`, ` 1 `},

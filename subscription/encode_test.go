@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -230,46 +229,6 @@ func TestTypeString(t *testing.T) {
 			t.Errorf("Type(%d).String() = %q, want %q", uint8(ty), ty.String(), s)
 		}
 	}
-}
-
-// trickyStrings exercise every branch of appendString.
-var trickyStrings = []string{
-	"",
-	"plain ascii",
-	`"quoted"`,
-	`back\slash`,
-	"\n\r\t",
-	"\b\f",
-	"\x00\x01\x07\x0b\x0e\x1b\x1f",
-	"\x7f",
-	"<html>&amp;</html>",
-	"\u2028\u2029",
-	"a\u2028b\u2029c",
-	"\u2027\u202a",
-	"\xff",
-	"a\xffb\xfe",
-	"\xc3",             // truncated two-byte sequence
-	"\xe2\x80",         // truncated U+2028
-	"\xed\xa0\x80",     // a surrogate, invalid in UTF-8
-	"\xf4\x90\x80\x80", // beyond U+10FFFF
-	"\xc0\xaf",         // overlong
-	"\ufffd",
-	"héllo wörld ✓ 😀",
-	"\U0010ffff",
-	strings.Repeat("a\"", 100),
-}
-
-// marshalNoHTML is encoding/json's encoding of s without HTML escaping,
-// which is what appendString promises to match byte for byte.
-func marshalNoHTML(t testing.TB, s string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(s); err != nil {
-		t.Fatal(err)
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 func TestAppendStringMatchesEncodingJSON(t *testing.T) {

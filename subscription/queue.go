@@ -14,6 +14,12 @@ import "sync"
 // a channel send costs tens, and one lock per batch on the consumer side
 // lets it drain many events at once.
 type Queue struct {
+	// mu guards the ring and the overflowed state. Lock order: it is the
+	// innermost lock, and nothing else is taken while it is held (the
+	// wake-up is sent after it is released, and never blocks). The
+	// producer's Push and the consumer's Rejoin take it under the lock
+	// that orders the pushes (the broker's commit lock, Broker.mu); Take
+	// takes it alone.
 	mu         sync.Mutex
 	ring       []*Event // allocated on first push: an idle subscriber holds none
 	head, n    int

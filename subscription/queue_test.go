@@ -91,6 +91,10 @@ func TestQueueWrapsAround(t *testing.T) {
 	}
 }
 
+// A queue holds at most its bound of events: the push past it empties the
+// queue, which then queues nothing until Rejoin. This is how a subscriber
+// costs bounded memory and never holds up the commits (Guarantee 5, broker
+// package doc).
 func TestQueueOverflowOnEvents(t *testing.T) {
 	q := NewQueue(4, 1<<20)
 	for i := range 4 {
@@ -140,6 +144,8 @@ func TestQueueOverflowOnEvents(t *testing.T) {
 	}
 }
 
+// A queue holds at most its bound of bytes, as it does of events
+// (Guarantee 5, broker package doc).
 func TestQueueOverflowOnBytes(t *testing.T) {
 	q := NewQueue(100, 100)
 	for i := range 3 {

@@ -41,9 +41,11 @@ func TestSubscriptionsPerConn(t *testing.T) {
 	checkError(t, do(t, c, "POST", ts.URL+"/stream", `{"collection":"spells"}`, nil), http.StatusTooManyRequests, CodeTooManySubscriptions)
 	// A stream's end gives its subscriptions back.
 	second.Body.Close()
-	waitFor(t, 10*time.Second, "the stream to end", func() bool { return b.Stats().Subscriptions == 200 })
-	resp, _ := openStream(t, ctx, c, ts.URL+"/stream", `{"collection":"spells"}`)
-	resp.Body.Close()
+	waitFor(t, 10*time.Second, "the stream's subscriptions to be given back", func() bool {
+		resp := do(t, c, "POST", ts.URL+"/stream", `{"collection":"spells"}`, nil)
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
 }
 
 // ConfigureServer sets the deadlines a public server needs, where the

@@ -1,98 +1,15 @@
 package transport
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/tidings/tidings/broker"
 	"github.com/tidings/tidings/txlog"
 )
-
-// checkError reads an error response: the status, Content-Type
-// application/json, and a body that is exactly
-// {"error":{"code":...,"description":...}} with the code and a description.
-func checkError(t testing.TB, resp *http.Response, status int, code string) {
-	t.Helper()
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("reading the error body: %v", err)
-	}
-	if resp.StatusCode != status {
-		t.Errorf("status %s, want %d; body %s", resp.Status, status, body)
-	}
-	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-		t.Errorf("Content-Type %q, want application/json", ct)
-	}
-	var e struct {
-		Error *struct {
-			Code        *string `json:"code"`
-			Description *string `json:"description"`
-		} `json:"error"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&e); err != nil || dec.More() {
-		t.Fatalf("body %s is not {\"error\":{\"code\",\"description\"}}: %v", body, err)
-	}
-	if e.Error == nil || e.Error.Code == nil || e.Error.Description == nil {
-		t.Fatalf("body %s lacks error, code or description", body)
-	}
-	if *e.Error.Code != code || *e.Error.Description == "" {
-		t.Errorf("code %q description %q, want code %q and a description", *e.Error.Code, *e.Error.Description, code)
-	}
-}
-
-// do sends a request with a deadline, so that a hang fails the test
-// instead of stalling it. The deadline is longer than any waitFor of the
-// tests, so that it cannot be what ends a stream they wait on.
-func do(t testing.TB, c *http.Client, method, url, body string, header http.Header) *http.Response {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json") // as a JSON client sends it
-	}
-	for k, vs := range header {
-		req.Header[k] = vs
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	resp.Body = &cancelBody{resp.Body, cancel}
-	return resp
-}
-
-type cancelBody struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (b *cancelBody) Close() error { err := b.ReadCloser.Close(); b.cancel(); return err }
-
-func createSpell(t testing.TB, b *broker.Broker, id, element string) txlog.Txn {
-	t.Helper()
-	return commit(t, b, func(tx *broker.Tx) error {
-		return tx.Create(txlog.Ref{Collection: "spells", ID: id}, []byte(`{"element":"`+element+`"}`))
-	})
-}
 
 func TestErrorResponses(t *testing.T) {
 	foreign := txlog.Cursor{Log: txlog.NewID()}.String()

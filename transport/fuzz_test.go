@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/tidings/tidings/broker"
-	"github.com/tidings/tidings/index"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
@@ -338,11 +337,4 @@ func FuzzWriteRequest(f *testing.F) {
 			t.Fatalf("%d %s for %q", w.Code, w.Body, body)
 		}
 	})
-}
-
-func spellsSchema() index.Schema {
-	return index.Schema{
-		Collections: []string{"spells"},
-		Indexes:     []index.Definition{{Name: "spells_by_element", Collection: "spells", Terms: []string{"element"}}},
-	}
 }

@@ -4,81 +4,9 @@ import (
 	"bufio"
 	"context"
 	"net/http"
-	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/tidings/tidings/subscription"
 )
-
-// remoteAddrs records, through the Authorize hook, the client address of
-// every stream request: the connection it came on, as the server sees it.
-type remoteAddrs struct {
-	mu    sync.Mutex
-	addrs []string
-}
-
-func (ra *remoteAddrs) authorize(r *http.Request, _ subscription.Target) error {
-	ra.mu.Lock()
-	defer ra.mu.Unlock()
-	ra.addrs = append(ra.addrs, r.RemoteAddr)
-	return nil
-}
-
-func (ra *remoteAddrs) last() string {
-	ra.mu.Lock()
-	defer ra.mu.Unlock()
-	return ra.addrs[len(ra.addrs)-1]
-}
-
-func (ra *remoteAddrs) distinct() map[string]int {
-	ra.mu.Lock()
-	defer ra.mu.Unlock()
-	m := map[string]int{}
-	for _, a := range ra.addrs {
-		m[a]++
-	}
-	return m
-}
-
-// openStream opens an NDJSON stream and reads its start event. The stream
-// lives until ctx is cancelled or its body closed.
-func openStream(t testing.TB, ctx context.Context, c *http.Client, url, body string) (*http.Response, *bufio.Reader) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, "POST", url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != 200 {
-		checkError(t, resp, 200, "")
-		t.FailNow()
-	}
-	r := bufio.NewReader(resp.Body)
-	if w := readNDJSON(t, r); w.Type != "start" {
-		resp.Body.Close()
-		t.Fatalf("first event %+v", w)
-	}
-	return resp, r
-}
-
-// readNDJSON reads one event line, which must end with \r\n.
-func readNDJSON(t testing.TB, r *bufio.Reader) wire {
-	t.Helper()
-	l, err := r.ReadString('\n')
-	if err != nil || !strings.HasSuffix(l, "\r\n") {
-		t.Fatalf("line %q: %v", l, err)
-	}
-	w, err := parseWire([]byte(l))
-	if err != nil {
-		t.Fatalf("%q: %v", l, err)
-	}
-	return w
-}
 
 // 100 streams on one HTTP/2 connection are all live; the 101st is refused
 // at once with 429; another connection is served; a slot freed is usable.

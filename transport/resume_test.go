@@ -1,13 +1,10 @@
 package transport
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -19,109 +16,6 @@ import (
 	"github.com/tidings/tidings/broker"
 	"github.com/tidings/tidings/txlog"
 )
-
-// evReader reads the events of a stream response, NDJSON or SSE, and
-// checks the framing of each: NDJSON lines end with \r\n; an SSE event's
-// name is its type (stream_error for errors), and its id is its cursor
-// (a start event followed by a snapshot has none: the broker withholds it
-// until the last snapshot page, which carries it).
-// SSE heartbeats are comments, which it skips; NDJSON ones it returns.
-type evReader struct {
-	br  *bufio.Reader // NDJSON
-	sse *sseParser    // SSE
-	// multiplexed: the SSE id is the stream's compound cursor, not the
-	// event's own; it must be there on every event with a cursor.
-	multiplexed bool
-}
-
-func newEvReader(t testing.TB, resp *http.Response) *evReader {
-	t.Helper()
-	switch ct := resp.Header.Get("Content-Type"); ct {
-	case "application/x-ndjson":
-		return &evReader{br: bufio.NewReader(resp.Body)}
-	case "text/event-stream":
-		return &evReader{sse: newSSEParser(resp.Body)}
-	default:
-		t.Fatalf("Content-Type %q", ct)
-		return nil
-	}
-}
-
-// next returns the next event; io.EOF when the response ended cleanly.
-func (r *evReader) next() (wire, error) {
-	if r.sse == nil {
-		l, err := r.br.ReadString('\n')
-		if err == io.EOF && l != "" {
-			err = io.ErrUnexpectedEOF
-		}
-		if err != nil {
-			return wire{}, err
-		}
-		if !strings.HasSuffix(l, "\r\n") {
-			return wire{}, fmt.Errorf("line %q does not end with CRLF", l)
-		}
-		return parseWire([]byte(l))
-	}
-	ev, err := r.sse.next()
-	if err != nil {
-		return wire{}, err
-	}
-	if len(r.sse.odd) > 0 {
-		return wire{}, fmt.Errorf("SSE lines %q", r.sse.odd)
-	}
-	w, err := parseWire([]byte(ev.Data))
-	if err != nil {
-		return w, fmt.Errorf("SSE data %q: %v", ev.Data, err)
-	}
-	name := w.Type
-	if name == "error" {
-		name = SSEErrorEvent
-	}
-	if ev.Type != name {
-		return w, fmt.Errorf("SSE event %q for a %s event", ev.Type, w.Type)
-	}
-	if r.multiplexed {
-		if w.Cursor != "" && (!ev.SetID || ev.ID == "") {
-			return w, fmt.Errorf("SSE event without an id for the cursor %q", w.Cursor)
-		}
-	} else if ev.SetID != (w.Cursor != "") || (ev.SetID && ev.ID != w.Cursor) {
-		return w, fmt.Errorf("SSE id %q (set %v) for the cursor %q", ev.ID, ev.SetID, w.Cursor)
-	}
-	return w, nil
-}
-
-// lastEventID is what an EventSource would send as Last-Event-ID.
-func (r *evReader) lastEventID() string { return r.sse.lastID }
-
-// serveBroker serves srv, on an existing broker, like testServer does:
-// HTTP/1.1 and h2c, set up with ConfigureServer.
-func serveBroker(t testing.TB, srv *Server) *httptest.Server {
-	t.Helper()
-	ts := httptest.NewUnstartedServer(srv)
-	ts.Config.Protocols = new(http.Protocols)
-	ts.Config.Protocols.SetHTTP1(true)
-	ts.Config.Protocols.SetUnencryptedHTTP2(true)
-	ConfigureServer(ts.Config, srv.MaxStreamsPerConn)
-	ts.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 0)
-		defer cancel()
-		srv.ShutdownWindow = 1
-		srv.Shutdown(ctx)
-		ts.Close()
-	})
-	return ts
-}
-
-func newSpellsBroker(t testing.TB) *broker.Broker {
-	t.Helper()
-	b, err := broker.New(broker.Options{Schema: spellsSchema()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return b
-}
 
 // resumeMode is how a client opens a stream of the spells collection and
 // resumes it.
@@ -258,7 +152,7 @@ const (
 // TestResume cuts a stream again and again, by the server (maximum
 // lifetime) and by the client (a cancelled request), while commits keep
 // coming; the client resumes from its cursor each time, and receives every
-// write exactly once.
+// write exactly once: Guarantee 3 (broker package doc) over HTTP.
 func TestResume(t *testing.T) {
 	for _, cutBy := range []cut{cutLifetime, cutClient} {
 		for _, mode := range resumeModes {
@@ -281,7 +175,8 @@ func TestResume(t *testing.T) {
 // TestResumeAcrossShutdown shuts servers down one after another, each
 // while a stream is live and commits keep coming: the stream ends with
 // shutting_down and its cursor, and the client resumes on the next
-// server of the same broker with nothing lost or repeated.
+// server of the same broker with nothing lost or repeated (Guarantees 3
+// and 7, broker package doc; PROTOCOL.md, "How a stream ends").
 func TestResumeAcrossShutdown(t *testing.T) {
 	for _, mode := range []resumeMode{resumeModes[0], resumeModes[1]} {
 		for _, proto := range protocols {
@@ -485,23 +380,13 @@ func TestClientCancelFreesTheStream(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds, failing the test after d.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s after %v", what, d)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // An EventSource that loses its connection in the middle of a snapshot
 // reconnects with the same URL (snapshot=true) and the last id it saw: it
-// must still end up with every document of the snapshot. Snapshot pages
-// carry no id, so the last id is the start event's, and resuming from it
-// skips the snapshot: the rest of it is lost without a word.
+// must still end up with every document of the snapshot: were the start
+// event's cursor its id, resuming from it would skip the rest of the
+// snapshot without a word. Guarantee 2
+// (broker package doc): a snapshot is never resumed halfway; PROTOCOL.md,
+// "SSE framing", the snapshot rule.
 func TestSSEResumeMidSnapshot(t *testing.T) {
 	ts, _, b := testServer(t, nil)
 	c := client("h1")

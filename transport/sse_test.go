@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -9,147 +8,10 @@ import (
 	"io"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
-
-// sseEvent is an event as an EventSource dispatches it.
-type sseEvent struct {
-	ID    string // the last event ID at dispatch (it persists from event to event)
-	SetID bool   // whether this event's own block had an id field
-	Type  string // "message" when no event field was given
-	Data  string
-}
-
-// sseParser is the event stream interpretation of the WHATWG HTML
-// standard (9.2.6), written from the text and nothing else: the stream is
-// decoded as UTF-8, lines end with CRLF, LF or CR, a line starting with a
-// colon is a comment, a line with a colon is field:value with one leading
-// space removed from the value, a line without one is a field with an
-// empty value, and an empty line dispatches the event. It is strict where
-// the standard is lenient: it records every field that is not event, data,
-// id or retry, every retry value that is not digits, and every id that
-// holds NUL, so that a test can refuse them.
-type sseParser struct {
-	r *bufio.Reader
-
-	lastID   string // the last event ID buffer
-	retry    int    // the reconnection time, -1 until set
-	comments []string
-	odd      []string // lines a strict reader refuses
-
-	// The buffers of the event being read.
-	data, typ string
-	setID     bool
-	pending   bool // a field has been read since the last dispatch
-	started   bool // the BOM check is done
-}
-
-func newSSEParser(r io.Reader) *sseParser {
-	return &sseParser{r: bufio.NewReader(r), retry: -1}
-}
-
-// line reads one line without its end; io.EOF when the stream ends
-// (a last line without an end is not a line: the standard discards it).
-func (p *sseParser) line() (string, error) {
-	var sb strings.Builder
-	for {
-		c, err := p.r.ReadByte()
-		if err != nil {
-			if err == io.EOF && sb.Len() > 0 {
-				p.pending = true // an unterminated line: the event is cut
-			}
-			return "", err
-		}
-		switch c {
-		case '\n':
-			return sb.String(), nil
-		case '\r':
-			if n, err := p.r.Peek(1); err == nil && n[0] == '\n' {
-				p.r.ReadByte()
-			}
-			return sb.String(), nil
-		}
-		sb.WriteByte(c)
-	}
-}
-
-// next returns the next dispatched event. At the end of the stream it
-// returns io.EOF, or io.ErrUnexpectedEOF when an event was cut short
-// (the standard discards it silently; a server must never do that).
-func (p *sseParser) next() (sseEvent, error) {
-	for {
-		raw, err := p.line()
-		if err != nil {
-			if err == io.EOF && p.pending {
-				return sseEvent{}, io.ErrUnexpectedEOF
-			}
-			return sseEvent{}, err
-		}
-		// Decode as UTF-8, as the standard does (invalid bytes become
-		// U+FFFD), and drop one BOM at the very start.
-		l := decodeUTF8(raw)
-		if !p.started {
-			p.started = true
-			l = strings.TrimPrefix(l, "\uFEFF")
-		}
-		if l == "" {
-			ev, ok := p.dispatch()
-			if ok {
-				return ev, nil
-			}
-			continue
-		}
-		if l[0] == ':' {
-			p.comments = append(p.comments, l[1:])
-			continue
-		}
-		p.pending = true
-		field, value := l, ""
-		if i := strings.IndexByte(l, ':'); i >= 0 {
-			field, value = l[:i], strings.TrimPrefix(l[i+1:], " ")
-		}
-		switch field {
-		case "event":
-			p.typ = value
-		case "data":
-			p.data += value + "\n"
-		case "id":
-			if strings.IndexByte(value, 0) >= 0 {
-				p.odd = append(p.odd, l)
-				break
-			}
-			p.lastID, p.setID = value, true
-		case "retry":
-			if value == "" || strings.Trim(value, "0123456789") != "" {
-				p.odd = append(p.odd, l)
-				break
-			}
-			fmt.Sscan(value, &p.retry)
-		default:
-			p.odd = append(p.odd, l)
-		}
-	}
-}
-
-// dispatch ends the event being read; ok is false when there is none to
-// dispatch (no data), as the standard says.
-func (p *sseParser) dispatch() (ev sseEvent, ok bool) {
-	ev = sseEvent{ID: p.lastID, SetID: p.setID, Type: p.typ, Data: p.data}
-	p.data, p.typ, p.setID, p.pending = "", "", false, false
-	if ev.Data == "" {
-		return ev, false
-	}
-	ev.Data = strings.TrimSuffix(ev.Data, "\n")
-	if ev.Type == "" {
-		ev.Type = "message"
-	}
-	return ev, true
-}
-
-func decodeUTF8(s string) string { return strings.ToValidUTF8(s, string(utf8.RuneError)) }
 
 // parseSSE parses a whole stream.
 func parseSSE(b []byte) (*sseParser, []sseEvent, error) {

@@ -2,84 +2,13 @@ package transport
 
 import (
 	"bufio"
-	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/tidings/tidings/broker"
 	"github.com/tidings/tidings/txlog"
 )
-
-// testServer runs a Server for a spells broker on a real socket, speaking
-// HTTP/1.1 and unencrypted HTTP/2 (h2c).
-func testServer(t testing.TB, configure func(*Server)) (*httptest.Server, *Server, *broker.Broker) {
-	t.Helper()
-	b := newSpellsBroker(t)
-	srv := &Server{Broker: b, AuthorizeWrite: allowWrites}
-	if configure != nil {
-		configure(srv)
-	}
-	return serveBroker(t, srv), srv, b
-}
-
-// client returns an HTTP client speaking only the given protocol: "h1" or
-// "h2c".
-func client(proto string) *http.Client {
-	tr := &http.Transport{Protocols: new(http.Protocols)}
-	if proto == "h2c" {
-		tr.Protocols.SetUnencryptedHTTP2(true)
-	} else {
-		tr.Protocols.SetHTTP1(true)
-	}
-	return &http.Client{Transport: tr}
-}
-
-var protocols = []string{"h1", "h2c"}
-
-func commit(t testing.TB, b *broker.Broker, fn func(tx *broker.Tx) error) txlog.Txn {
-	t.Helper()
-	txn, err := b.Commit(context.Background(), fn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return txn
-}
-
-// wire is an event as a client decodes it.
-type wire struct {
-	Type   string          `json:"type"`
-	Txn    uint64          `json:"txn"`
-	Cursor string          `json:"cursor"`
-	Raw    json.RawMessage `json:"event"`
-	Event  wireBody        `json:"-"`
-}
-
-type wireBody struct {
-	Action   string `json:"action"`
-	Code     string `json:"code"`
-	Cursor   string `json:"cursor"`
-	Document struct {
-		Ref txlog.Ref `json:"ref"`
-	} `json:"document"`
-}
-
-// parseWire decodes an event line, and its body where it is an object.
-func parseWire(line []byte) (wire, error) {
-	var w wire
-	if err := json.Unmarshal(line, &w); err != nil {
-		return w, err
-	}
-	if len(w.Raw) > 0 && w.Raw[0] == '{' {
-		if err := json.Unmarshal(w.Raw, &w.Event); err != nil {
-			return w, err
-		}
-	}
-	return w, nil
-}
 
 func TestNDJSONStream(t *testing.T) {
 	for _, proto := range protocols {
@@ -155,6 +84,3 @@ func TestSSEStream(t *testing.T) {
 		})
 	}
 }
-
-// allowWrites lets every write through.
-func allowWrites(*http.Request, *WriteRequest) error { return nil }

@@ -7,109 +7,13 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	gosse "github.com/tmaxmax/go-sse"
 
-	"github.com/tidings/tidings/broker"
 	"github.com/tidings/tidings/subscription"
-	"github.com/tidings/tidings/txlog"
 )
-
-// watched is a list that grows while a test waits on it: add and set
-// wake every waiter, which then checks its condition again.
-type watched[T any] struct {
-	mu    sync.Mutex
-	items []T
-	wake  chan struct{}
-}
-
-func (l *watched[T]) add(v ...T) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.items = append(l.items, v...)
-	l.notify()
-}
-
-// set replaces the list.
-func (l *watched[T]) set(v []T) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.items = v
-	l.notify()
-}
-
-func (l *watched[T]) notify() {
-	if l.wake != nil {
-		close(l.wake)
-		l.wake = nil
-	}
-}
-
-func (l *watched[T]) snapshot() []T {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]T(nil), l.items...)
-}
-
-// waitFor returns the list as soon as ok holds for it; it fails the test
-// when ctx ends first.
-func (l *watched[T]) waitFor(t testing.TB, ctx context.Context, what string, ok func([]T) bool) []T {
-	t.Helper()
-	for {
-		l.mu.Lock()
-		items := append([]T(nil), l.items...)
-		if ok(items) {
-			l.mu.Unlock()
-			return items
-		}
-		if l.wake == nil {
-			l.wake = make(chan struct{})
-		}
-		wake := l.wake
-		l.mu.Unlock()
-		select {
-		case <-wake:
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v; have %d items: %v", what, context.Cause(ctx), len(items), items)
-		}
-	}
-}
-
-// committed is what a test committed, for comparing with what a client
-// received: one write, its txn and document id.
-type committed struct {
-	Txn uint64
-	ID  string
-}
-
-// commitSpells commits txns transactions; the transaction i creates
-// perTxn documents, named prefix-i-j. It returns the writes in commit
-// order, which is the order of their set events.
-func commitSpells(t testing.TB, b *broker.Broker, prefix string, txns, perTxn int) []committed {
-	t.Helper()
-	var out []committed
-	for i := range txns {
-		var ids []string
-		txn := commit(t, b, func(tx *broker.Tx) error {
-			ids = ids[:0]
-			for j := range perTxn {
-				id := fmt.Sprintf("%s-%d-%d", prefix, i, j)
-				ids = append(ids, id)
-				if err := tx.Create(txlog.Ref{Collection: "spells", ID: id}, []byte(`{"element":"fire"}`)); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		for _, id := range ids {
-			out = append(out, committed{uint64(txn), id})
-		}
-	}
-	return out
-}
 
 // goSSESeen is one thing the go-sse client reported: an event, or, with
 // err set, the end of a connection (its OnRetry, just before it

@@ -23,13 +23,13 @@ func (s *Server) startResponse(w http.ResponseWriter, f framer) *streamWriter {
 
 // writeBuffers are the buffers streams frame their batches in, shared:
 // a stream holds one only from the start of a batch to the end of its
-// write. When each stream kept its own, every one grew to its largest
-// batch and kept it: with thousands of streams and batches of a hundred
-// events, the growing alone (allocating, zeroing, copying) took a fifth
-// of the server's time in bench's fan-out to 10k SSE clients, and the
-// buffers hundreds of megabytes. Shared, a few buffers grow once, and a
-// batch still goes out in one write (splitting it would cost more
-// syscalls: each write of a chunked response costs up to three).
+// write. A buffer of each stream's own would grow to its largest batch
+// and stay that size: with thousands of streams and batches of a hundred
+// events, the growing alone (allocating, zeroing, copying) costs a large
+// share of the server's time, and the buffers hold memory in proportion
+// to the streams. Shared, a few buffers grow once, and a batch still goes
+// out in one write (splitting it would cost more syscalls: each write of
+// a chunked response costs up to three).
 var writeBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // maxPooledBuffer: a larger buffer (a long catch-up) is left to the GC

@@ -1,24 +1,22 @@
 package txlog
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/tidings/tidings/internal/crashtest"
 )
 
 // The crash test runs this test binary again as a child that appends to a
@@ -150,14 +148,6 @@ type childRun struct {
 // point chosen by rng, and returns once it is dead and its output read.
 func runCrashChild(dir string, round int, rng *rand.Rand) (childRun, error) {
 	run := childRun{acks: map[string]Txn{}}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir, crashRoundEnv+"="+strconv.Itoa(round))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return run, err
-	}
 
 	// Three ways to pick the moment: a random delay from the start (which
 	// may fall while the child opens the log), a random delay from the
@@ -177,91 +167,42 @@ func runCrashChild(dir string, round int, rng *rand.Rand) (childRun, error) {
 		run.kill = fmt.Sprintf("after %d acks", ackLimit)
 	}
 
-	if err := cmd.Start(); err != nil {
+	child, err := crashtest.Start(crashtest.Options{
+		Run: "^$", // TestMain runs crashChild instead of the tests
+		Env: []string{crashChildEnv + "=" + dir, crashRoundEnv + "=" + strconv.Itoa(round)},
+	})
+	if err != nil {
 		return run, err
 	}
-	lines := make(chan string)
-	go func() {
-		defer close(lines)
-		r := bufio.NewReader(out)
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				// A line without its newline was cut by the kill.
-				run.partial = len(line)
-				return
-			}
-			lines <- strings.TrimSuffix(line, "\n")
-		}
-	}()
-
-	var timer <-chan time.Time
 	if mode == 0 {
-		timer = time.After(delay)
+		child.KillAfter(delay)
 	}
-	watchdog := time.After(20 * time.Second)
-	var runErr error
-	killed := false
-	kill := func() {
-		if !killed {
-			killed = true
-			cmd.Process.Kill() // SIGKILL
-		}
-	}
-	handle := func(line string) {
+	// Lines written before the kill took effect are acknowledgements too.
+	res, runErr := child.Watch(func(line string) error {
 		switch {
 		case line == "ready":
 			if mode == 1 {
-				timer = time.After(delay)
+				child.KillAfter(delay)
 			}
 		case strings.HasPrefix(line, "ack "):
 			f := strings.Fields(line)
 			if len(f) != 3 {
-				runErr = errors.Join(runErr, fmt.Errorf("bad line %q", line))
-				return
+				return fmt.Errorf("bad line %q", line)
 			}
 			txn, err := strconv.ParseUint(f[1], 10, 64)
 			if _, dup := run.acks[f[2]]; err != nil || dup {
-				runErr = errors.Join(runErr, fmt.Errorf("bad or repeated line %q", line))
-				return
+				return fmt.Errorf("bad or repeated line %q", line)
 			}
 			run.acks[f[2]] = Txn(txn)
 			if len(run.acks) == ackLimit {
-				kill()
+				child.Kill()
 			}
 		default:
-			runErr = errors.Join(runErr, fmt.Errorf("bad line %q", line))
+			return fmt.Errorf("bad line %q", line)
 		}
-	}
-	for !killed {
-		select {
-		case line, ok := <-lines:
-			if !ok {
-				runErr = errors.Join(runErr, errors.New("child ended its output before it was killed"))
-				kill()
-				continue
-			}
-			handle(line)
-		case <-timer:
-			kill()
-		case <-watchdog:
-			runErr = errors.Join(runErr, errors.New("child still running after 20s"))
-			kill()
-		}
-	}
-	// Lines written before the kill took effect are acknowledgements too.
-	for line := range lines {
-		handle(line)
-	}
-	err = cmd.Wait()
-	run.stderr = stderr.String()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) {
-		return run, errors.Join(runErr, fmt.Errorf("child: %v", err))
-	}
-	if ws, ok := exit.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		runErr = errors.Join(runErr, fmt.Errorf("child did not die of SIGKILL: %v", err))
-	}
+		return nil
+	})
+	run.stderr, run.partial = res.Stderr, res.Partial
 	if strings.Contains(run.stderr, "DATA RACE") || strings.Contains(run.stderr, "panic") {
 		runErr = errors.Join(runErr, errors.New("child reported a race or a panic"))
 	}
@@ -283,7 +224,8 @@ func newHistRec(rec Record, id string) histRec {
 // TestCrashRecovery kills a child appending under SyncBatch with SIGKILL at
 // random points, round after round on the same directory, and checks after
 // each kill that recovery kept every acknowledged append, in order, kept
-// nothing that was not in flight, and that the log takes appends again.
+// nothing that was not in flight, and that the log takes appends again:
+// the log's side of Guarantee 6 (broker package doc) under SyncBatch.
 func TestCrashRecovery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a child process per round")
@@ -306,17 +248,9 @@ func TestCrashRecovery(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d (kill %s): %v\nchild stderr:\n%s", round, run.kill, err, run.stderr)
 		}
-
-		var logBuf bytes.Buffer
-		logger := slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		l, err := OpenFile(dir, FileOptions{Sync: SyncBatch, SegmentSize: crashSegmentSize, Logger: logger})
+		l, torn, tornBytes, err := recoverCrashed(dir)
 		if err != nil {
-			t.Fatalf("round %d (kill %s, %d acks): recovery failed: %v", round, run.kill, len(run.acks), err)
-		}
-		torn, tornBytes := tornWarnings(logBuf.String())
-		if tornBytes < 0 {
-			l.Close()
-			t.Fatalf("round %d: recovery's warnings do not say how many bytes it truncated:\n%s", round, logBuf.String())
+			t.Fatalf("round %d (kill %s, %d acks): %v", round, run.kill, len(run.acks), err)
 		}
 		newRecs, inFlight, err := checkRecovered(l, history, round, run.acks)
 		if err != nil {
@@ -335,41 +269,12 @@ func TestCrashRecovery(t *testing.T) {
 		}
 		history = append(history, newRecs...)
 
-		// The log takes appends after recovery, above every earlier txn,
-		// and reads them back.
-		before := l.Head()
-		var added []histRec
-		for k := range 2 {
-			id := crashID(round, crashParent, k)
-			txn, err := l.Append(crashWrites(id, k))
-			if err != nil {
-				l.Close()
-				t.Fatalf("round %d: append after recovery: %v", round, err)
-			}
-			if txn <= before.Txn {
-				l.Close()
-				t.Fatalf("round %d: append after recovery got txn %d, not above the last one, %d", round, txn, before.Txn)
-			}
-			added = append(added, histRec{txn: txn, id: id})
-		}
-		recs, err := collect(l, Cursor{Log: l.ID(), Pos: before})
-		for i := range min(len(recs), len(added)) {
-			added[i].sum = newHistRec(recs[i], "").sum
-			if id, cerr := crashRecordID(recs[i]); cerr != nil || id != added[i].id || recs[i].Txn != added[i].txn {
-				err = errors.Join(err, fmt.Errorf("read back txn %d as %s (%v), want %s at txn %d", recs[i].Txn, id, cerr, added[i].id, added[i].txn))
-			}
-		}
-		if err == nil && len(recs) != len(added) {
-			err = fmt.Errorf("read back %d records, want %d", len(recs), len(added))
-		}
-		if err == nil && l.Head() != recs[len(recs)-1].Last() {
-			err = fmt.Errorf("head %+v, the last record ends at %+v", l.Head(), recs[len(recs)-1].Last())
-		}
+		added, err := checkAppendsAfterRecovery(l, round)
 		if cerr := l.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
-			t.Fatalf("round %d: after the appends that followed recovery: %v", round, err)
+			t.Fatalf("round %d: %v", round, err)
 		}
 		history = append(history, added...)
 	}
@@ -381,59 +286,136 @@ func TestCrashRecovery(t *testing.T) {
 	}
 }
 
+// recoverCrashed opens the log in dir after a kill, and returns how many
+// torn records recovery says it truncated, and how many bytes.
+func recoverCrashed(dir string) (l *FileLog, torn, tornBytes int, err error) {
+	var logBuf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	l, err = OpenFile(dir, FileOptions{Sync: SyncBatch, SegmentSize: crashSegmentSize, Logger: logger})
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("recovery failed: %w", err)
+	}
+	torn, tornBytes = tornWarnings(logBuf.String())
+	if tornBytes < 0 {
+		l.Close()
+		return nil, 0, 0, fmt.Errorf("recovery's warnings do not say how many bytes it truncated:\n%s", logBuf.String())
+	}
+	return l, torn, tornBytes, nil
+}
+
 // checkRecovered reads the whole recovered log and checks it against what
-// earlier rounds left and what this round's child acknowledged. It returns
-// the records this round added.
+// earlier rounds left and what this round's child acknowledged, one check
+// after the other. It returns the records this round added, and how many
+// of them are appends that were in flight, not acknowledged.
 func checkRecovered(l *FileLog, history []histRec, round int, acks map[string]Txn) (newRecs []histRec, inFlight int, err error) {
 	recs, err := collect(l, Cursor{Log: l.ID()})
 	if err != nil {
 		return nil, 0, fmt.Errorf("read: %w", err)
 	}
+	if err := checkEarlierRoundsKept(recs, history); err != nil {
+		return nil, 0, err
+	}
+	if err := checkHeadAtLastRecord(l, recs); err != nil {
+		return nil, 0, err
+	}
+	if err := checkTxnsUpward(recs, len(history)); err != nil {
+		return nil, 0, err
+	}
+	next, found, newRecs, err := checkAppendersInOrder(recs[len(history):], round)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := checkAcksKept(acks, found); err != nil {
+		return nil, 0, err
+	}
+	inFlight, err = checkOneInFlight(next, round, acks)
+	if err != nil {
+		return nil, 0, err
+	}
+	return newRecs, inFlight, nil
+}
+
+// checkEarlierRoundsKept: the log begins with exactly the records that
+// earlier rounds left, unchanged.
+func checkEarlierRoundsKept(recs []Record, history []histRec) error {
 	if len(recs) < len(history) {
-		return nil, 0, fmt.Errorf("%d records, fewer than the %d of earlier rounds", len(recs), len(history))
+		return fmt.Errorf("%d records, fewer than the %d of earlier rounds", len(recs), len(history))
 	}
 	if err := sameHistory(recs[:len(history)], history); err != nil {
-		return nil, 0, fmt.Errorf("earlier rounds' records: %w", err)
+		return fmt.Errorf("earlier rounds' records: %w", err)
 	}
+	return nil
+}
+
+// checkHeadAtLastRecord: the log's head is where its last record ends, or
+// zero if it has none.
+func checkHeadAtLastRecord(l *FileLog, recs []Record) error {
 	if n := len(recs); n == 0 {
 		if l.Head() != (Pos{}) {
-			return nil, 0, fmt.Errorf("head %+v of an empty log", l.Head())
+			return fmt.Errorf("head %+v of an empty log", l.Head())
 		}
 	} else if l.Head() != recs[n-1].Last() {
-		return nil, 0, fmt.Errorf("head %+v, the last record ends at %+v", l.Head(), recs[n-1].Last())
+		return fmt.Errorf("head %+v, the last record ends at %+v", l.Head(), recs[n-1].Last())
 	}
+	return nil
+}
 
-	next := make([]int, crashAppenders) // per appender, the next seq expected
-	found := map[string]bool{}
-	for i, rec := range recs[len(history):] {
-		if i+len(history) > 0 && rec.Txn <= recs[i+len(history)-1].Txn {
-			return nil, 0, fmt.Errorf("txn %d follows txn %d", rec.Txn, recs[i+len(history)-1].Txn)
+// checkTxnsUpward: from recs[from] on (this round's records), every txn is
+// above the one before, the last of the earlier rounds included.
+func checkTxnsUpward(recs []Record, from int) error {
+	for i := max(from, 1); i < len(recs); i++ {
+		if recs[i].Txn <= recs[i-1].Txn {
+			return fmt.Errorf("txn %d follows txn %d", recs[i].Txn, recs[i-1].Txn)
 		}
+	}
+	return nil
+}
+
+// checkAppendersInOrder: each of this round's records is exactly one that
+// an appender of this round's child made, and each appender's records are
+// there in order with no gap. It returns, per appender, the seq after its
+// last record; the txn of each record by id; and the records as history.
+func checkAppendersInOrder(fresh []Record, round int) (next []int, found map[string]Txn, newRecs []histRec, err error) {
+	next = make([]int, crashAppenders) // per appender, the next seq expected
+	found = map[string]Txn{}
+	for _, rec := range fresh {
 		id, err := crashRecordID(rec)
 		if err != nil {
-			return nil, 0, fmt.Errorf("txn %d: %w", rec.Txn, err)
+			return nil, nil, nil, fmt.Errorf("txn %d: %w", rec.Txn, err)
 		}
 		r, a, seq, _ := parseCrashID(id)
 		if r != round || a >= crashAppenders {
-			return nil, 0, fmt.Errorf("txn %d: record %s could not have been written in round %d", rec.Txn, id, round)
+			return nil, nil, nil, fmt.Errorf("txn %d: record %s could not have been written in round %d", rec.Txn, id, round)
 		}
 		if seq != next[a] {
-			return nil, 0, fmt.Errorf("txn %d: appender %d's record %d where its record %d was due (reordered or a gap)", rec.Txn, a, seq, next[a])
+			return nil, nil, nil, fmt.Errorf("txn %d: appender %d's record %d where its record %d was due (reordered or a gap)", rec.Txn, a, seq, next[a])
 		}
 		next[a]++
-		if txn, ok := acks[id]; ok && txn != rec.Txn {
-			return nil, 0, fmt.Errorf("record %s has txn %d, acknowledged as %d", id, rec.Txn, txn)
-		}
-		found[id] = true
+		found[id] = rec.Txn
 		newRecs = append(newRecs, newHistRec(rec, id))
 	}
+	return next, found, newRecs, nil
+}
+
+// checkAcksKept: every record the child acknowledged is in the log, at the
+// txn Append returned for it.
+func checkAcksKept(acks, found map[string]Txn) error {
 	for id, txn := range acks {
-		if !found[id] {
-			return nil, 0, fmt.Errorf("acknowledged record %s (txn %d) is missing", id, txn)
+		got, ok := found[id]
+		if !ok {
+			return fmt.Errorf("acknowledged record %s (txn %d) is missing", id, txn)
+		}
+		if got != txn {
+			return fmt.Errorf("record %s has txn %d, acknowledged as %d", id, got, txn)
 		}
 	}
-	// An appender has one append in flight at a time: beyond its
-	// acknowledged records, at most the next one may be present.
+	return nil
+}
+
+// checkOneInFlight: an appender has one append in flight at a time, so
+// beyond its acknowledged records at most the next one may be present. It
+// returns how many appenders had one.
+func checkOneInFlight(next []int, round int, acks map[string]Txn) (inFlight int, err error) {
 	for a := range crashAppenders {
 		acked := 0
 		for acks[crashID(round, a, acked)] != 0 {
@@ -441,12 +423,49 @@ func checkRecovered(l *FileLog, history []histRec, round int, acks map[string]Tx
 		}
 		switch extra := next[a] - acked; {
 		case extra > 1:
-			return nil, 0, fmt.Errorf("appender %d: %d records past its %d acknowledged ones, at most 1 may be in flight", a, extra, acked)
+			return 0, fmt.Errorf("appender %d: %d records past its %d acknowledged ones, at most 1 may be in flight", a, extra, acked)
 		case extra == 1:
 			inFlight++
 		}
 	}
-	return newRecs, inFlight, nil
+	return inFlight, nil
+}
+
+// checkAppendsAfterRecovery appends the parent's two records of the round
+// to the recovered log: their txns must go above every earlier txn, and
+// they must read back as appended, the head where the second ends. It
+// returns them as history.
+func checkAppendsAfterRecovery(l *FileLog, round int) ([]histRec, error) {
+	before := l.Head()
+	var added []histRec
+	for k := range 2 {
+		id := crashID(round, crashParent, k)
+		txn, err := l.Append(crashWrites(id, k))
+		if err != nil {
+			return nil, fmt.Errorf("append after recovery: %v", err)
+		}
+		if txn <= before.Txn {
+			return nil, fmt.Errorf("append after recovery got txn %d, not above the last one, %d", txn, before.Txn)
+		}
+		added = append(added, histRec{txn: txn, id: id})
+	}
+	recs, err := collect(l, Cursor{Log: l.ID(), Pos: before})
+	for i := range min(len(recs), len(added)) {
+		added[i].sum = newHistRec(recs[i], "").sum
+		if id, cerr := crashRecordID(recs[i]); cerr != nil || id != added[i].id || recs[i].Txn != added[i].txn {
+			err = errors.Join(err, fmt.Errorf("read back txn %d as %s (%v), want %s at txn %d", recs[i].Txn, id, cerr, added[i].id, added[i].txn))
+		}
+	}
+	if err == nil && len(recs) != len(added) {
+		err = fmt.Errorf("read back %d records, want %d", len(recs), len(added))
+	}
+	if err == nil && l.Head() != recs[len(recs)-1].Last() {
+		err = fmt.Errorf("head %+v, the last record ends at %+v", l.Head(), recs[len(recs)-1].Last())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("after the appends that followed recovery: %w", err)
+	}
+	return added, nil
 }
 
 // sameHistory checks that recs are exactly the records of history.
@@ -461,21 +480,6 @@ func sameHistory(recs []Record, history []histRec) error {
 		}
 	}
 	return nil
-}
-
-var tornBytesPattern = regexp.MustCompile(`truncating a record torn by a crash\b.*? bytes=(\d+)`)
-
-// tornWarnings counts recovery's warnings about torn records and the bytes
-// it truncated.
-func tornWarnings(log string) (n, bytes int) {
-	for _, m := range tornBytesPattern.FindAllStringSubmatch(log, -1) {
-		b, _ := strconv.Atoi(m[1])
-		n, bytes = n+1, bytes+b
-	}
-	if w := strings.Count(log, "truncating a record torn by a crash"); w != n {
-		return w, -1 // a warning without its bytes: the log format changed
-	}
-	return n, bytes
 }
 
 func countSegments(t *testing.T, dir string) int {

@@ -11,15 +11,6 @@ import (
 	"time"
 )
 
-func openFile(t *testing.T, dir string, opt FileOptions) *FileLog {
-	t.Helper()
-	l, err := OpenFile(dir, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
-}
-
 func segmentFiles(t *testing.T, dir string) []string {
 	t.Helper()
 	m, err := filepath.Glob(filepath.Join(dir, "*"+segSuffix))

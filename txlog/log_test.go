@@ -40,41 +40,6 @@ func forEachLog(t *testing.T, f func(t *testing.T, l appendLog)) {
 	}
 }
 
-// testWrites returns a record of n writes whose ids carry tag, so that a
-// test can tell records apart by content.
-func testWrites(tag string, n int) []Write {
-	ws := make([]Write, n)
-	for i := range ws {
-		ws[i] = Write{
-			Ref:    Ref{Collection: "spells", ID: fmt.Sprintf("%s-%d", tag, i)},
-			Action: ActionCreate,
-			After:  []byte(fmt.Sprintf(`{"tag":%q,"op":%d}`, tag, i)),
-		}
-	}
-	return ws
-}
-
-// readAll reads everything after c, failing the test on error.
-func readAll(t *testing.T, l Log, c Cursor) []Record {
-	t.Helper()
-	recs, err := collect(l, c)
-	if err != nil {
-		t.Fatalf("read after %+v: %v", c.Pos, err)
-	}
-	return recs
-}
-
-func collect(l Log, c Cursor) ([]Record, error) {
-	var recs []Record
-	for r, err := range l.Read(c) {
-		if err != nil {
-			return recs, err
-		}
-		recs = append(recs, r)
-	}
-	return recs, nil
-}
-
 func TestAppendRead(t *testing.T) {
 	forEachLog(t, func(t *testing.T, l appendLog) {
 		var txns []Txn
