@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/internal/entrystore"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
@@ -102,8 +103,8 @@ func dumpState(t *testing.T, b *Broker) string {
 		targets = append(targets, must(subscription.Match("spells_by_level", l)))
 	}
 	for _, tg := range targets {
-		key := must(tg.SetKey(cat))
-		entries, _, err := b.store.Page(nil, key, index.Position{}, 1<<20)
+		key := must(setOf(cat, tg))
+		entries, _, err := b.store.Page(nil, key, entrystore.Position{}, 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}

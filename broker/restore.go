@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/internal/entrystore"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -164,7 +164,7 @@ func (b *Broker) replay() (int, error) {
 
 // buildIndexes builds the index store of the documents, at the head:
 // diffs computed in parallel over slices of the documents, entries sorted
-// and inserted in order (index.Bulk).
+// and inserted in order (entrystore.Bulk).
 func (b *Broker) buildIndexes() error {
 	cat := b.cat.Load()
 	vs := make([]*version, 0, b.docs.Len())
@@ -173,14 +173,14 @@ func (b *Broker) buildIndexes() error {
 		return true
 	})
 	workers := max(1, min(runtime.GOMAXPROCS(0), len(vs)/8192))
-	bulks := make([]*index.Bulk, workers)
+	bulks := make([]*entrystore.Bulk, workers)
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		part := vs[w*len(vs)/workers : (w+1)*len(vs)/workers]
-		bulks[w] = index.NewBulk(cat)
+		bulks[w] = entrystore.NewBulk(cat)
 		wg.Go(func() {
-			var d index.Diff
+			var d entrystore.Diff
 			for _, v := range part {
 				err := cat.Diff(&d, v.ref, nil, v.data)
 				if err == nil {

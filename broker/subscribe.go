@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/internal/entrystore"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
@@ -36,14 +36,14 @@ type Subscription struct {
 	startCursor txlog.Cursor
 
 	// The snapshot, when asked for: the state at the start txn.
-	doc   *version        // a document stream's document
-	sets  *index.Snapshot // a set stream's members
-	docs  *docTree        // and their versions
-	pos   txlog.Cursor    // the last event delivered (consumer only)
-	stop  func() bool     // stops the context's AfterFunc
-	once  sync.Once       // Close
-	done  chan struct{}   // closed by Close
-	used  atomic.Bool     // Events was called
+	doc   *version             // a document stream's document
+	sets  *entrystore.Snapshot // a set stream's members
+	docs  *docTree             // and their versions
+	pos   txlog.Cursor         // the last event delivered (consumer only)
+	stop  func() bool          // stops the context's AfterFunc
+	once  sync.Once            // Close
+	done  chan struct{}        // closed by Close
+	used  atomic.Bool          // Events was called
 	batch []*subscription.Event
 	// delivered counts events handed over since the last addition to the
 	// broker's shared counter: added once per wait, not per event, because
@@ -105,7 +105,7 @@ func (b *Broker) Subscribe(ctx context.Context, target subscription.Target, opt 
 			return nil, fmt.Errorf("%w: %w", subscription.ErrInvalidTarget, err)
 		}
 	case subscription.KindCollection, subscription.KindIndex:
-		if s.sub.spec.key, err = target.SetKey(cat); err != nil {
+		if s.sub.spec.key, err = setOf(cat, target); err != nil {
 			b.mu.Unlock()
 			return nil, err
 		}
@@ -409,7 +409,7 @@ func (s *Subscription) catchUp(k *sink) bool {
 	b.stats.catchingUp.Add(1)
 	defer b.stats.catchingUp.Add(-1)
 	from := before(s.pos.Pos)
-	var d index.Diff // reused from write to write: see index.Diff
+	var d entrystore.Diff // reused from write to write: see entrystore.Diff
 	for {
 		cat := b.cat.Load()
 		for rec, err := range b.log.Read(txlog.Cursor{Log: s.pos.Log, Pos: from}) {
@@ -535,8 +535,8 @@ func (s *Subscription) snapshot(k *sink) bool {
 		return s.snapshotPage(k, ms, f&^subscription.FieldIndex|subscription.FieldDocument, true, true)
 	}
 	f = f | subscription.FieldDocument
-	var pos index.Position
-	var entries []index.Entry
+	var pos entrystore.Position
+	var entries []entrystore.Entry
 	members := make([]subscription.Member, 0, s.opt.SnapshotPageSize)
 	for {
 		var more bool

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/internal/entrystore"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
@@ -20,7 +20,7 @@ import (
 // A Tx is valid only inside the function given to Commit, on its goroutine.
 type Tx struct {
 	b      *Broker
-	cat    *index.Catalog
+	cat    *entrystore.Catalog
 	writes map[txlog.Ref]*txWrite
 	order  []txlog.Ref
 }

@@ -1,7 +1,7 @@
 package subscription
 
 import (
-	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/internal/canonical"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -65,8 +65,8 @@ type SetChange struct {
 	Txn    txlog.Txn
 	Cursor string
 	Data   []byte // the document's data, for Options.Data
-	Terms  index.Tuple
-	Values index.Tuple
+	Terms  canonical.Tuple
+	Values canonical.Tuple
 }
 
 // AppendSet appends a set event:
@@ -89,7 +89,7 @@ func AppendSet(dst []byte, c *SetChange, f Fields, withData bool) []byte {
 
 // appendMember appends the document and index fields of a set event or a
 // snapshot member.
-func appendMember(dst []byte, n int, f Fields, ref txlog.Ref, ts txlog.Txn, data []byte, withData bool, terms, values index.Tuple) []byte {
+func appendMember(dst []byte, n int, f Fields, ref txlog.Ref, ts txlog.Txn, data []byte, withData bool, terms, values canonical.Tuple) []byte {
 	if f&FieldDocument != 0 {
 		dst = appendField(dst, n, "document")
 		if !withData {
@@ -113,8 +113,8 @@ type Member struct {
 	Ref    txlog.Ref
 	TS     txlog.Txn
 	Data   []byte
-	Terms  index.Tuple
-	Values index.Tuple
+	Terms  canonical.Tuple
+	Values canonical.Tuple
 }
 
 // AppendSnapshot appends a snapshot event: a page of the target's state at

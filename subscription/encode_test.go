@@ -9,7 +9,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/internal/canonical"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -148,10 +148,10 @@ func TestAppendVersionFields(t *testing.T) {
 }
 
 func TestAppendSetShape(t *testing.T) {
-	fire, _ := index.ValueOf("fire")
-	three, _ := index.ValueOf(3)
+	fire, _ := canonical.Parse([]byte(`"fire"`))
+	three, _ := canonical.Parse([]byte(`3`))
 	c := &SetChange{Action: "add", Ref: trickyRef, Txn: 10, Cursor: "abc_-", Data: []byte(`{"element":"fire"}`),
-		Terms: index.TupleOf(fire), Values: index.TupleOf(three, fire)}
+		Terms: canonical.TupleOf(fire), Values: canonical.TupleOf(three, fire)}
 	wantJSON(t, AppendSet(nil, c, DefaultFields|FieldIndex, false), `{"type":"set","txn":10,"cursor":"abc_-","event":{"action":"add",`+
 		`"document":{"ref":`+trickyRefJSON+`,"ts":10},"index":{"terms":["fire"],"values":[3,"fire"]}}}`)
 	wantJSON(t, AppendSet(nil, c, DefaultFields, true), `{"type":"set","txn":10,"cursor":"abc_-","event":{"action":"add",`+
@@ -193,10 +193,10 @@ func wantKeys(f Fields) []string {
 }
 
 func TestAppendSnapshotShape(t *testing.T) {
-	fire, _ := index.ValueOf("fire")
+	fire, _ := canonical.Parse([]byte(`"fire"`))
 	ms := []Member{
-		{Ref: txlog.Ref{Collection: "c", ID: "1"}, TS: 3, Data: []byte(`{"e":"fire"}`), Terms: index.TupleOf(fire), Values: index.TupleOf()},
-		{Ref: trickyRef, TS: 4, Data: []byte(`{}`), Terms: index.TupleOf(fire), Values: index.TupleOf(fire)},
+		{Ref: txlog.Ref{Collection: "c", ID: "1"}, TS: 3, Data: []byte(`{"e":"fire"}`), Terms: canonical.TupleOf(fire), Values: canonical.TupleOf()},
+		{Ref: trickyRef, TS: 4, Data: []byte(`{}`), Terms: canonical.TupleOf(fire), Values: canonical.TupleOf(fire)},
 	}
 	// The document is always there, even when the fields leave it out.
 	wantJSON(t, AppendSnapshot(nil, 9, "", ms, FieldIndex, true, false), `{"type":"snapshot","txn":9,"event":{"data":[`+

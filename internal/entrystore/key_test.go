@@ -1,8 +1,10 @@
-package index
+package entrystore
 
 import (
 	"errors"
 	"testing"
+
+	"github.com/tidings/tidings/index"
 )
 
 func TestSetKeys(t *testing.T) {
@@ -14,7 +16,7 @@ func TestSetKeys(t *testing.T) {
 	oneFloat, _ := c.MatchSet("spells_by_element", mustParse(t, "1.0"))
 	oneString, _ := c.MatchSet("spells_by_element", mustParse(t, `"1"`))
 	null, _ := c.MatchSet("spells_by_element", mustParse(t, "null"))
-	zero, _ := c.MatchSet("spells_by_element", Value{})
+	zero, _ := c.MatchSet("spells_by_element", index.Value{})
 	all, _ := c.MatchSet("all_spells")
 	coll, _ := c.CollectionSet("spells")
 	if one != oneFloat || one.Hash() != oneFloat.Hash() {
@@ -24,7 +26,7 @@ func TestSetKeys(t *testing.T) {
 		t.Error(`Match(1) and Match("1") should differ`)
 	}
 	if null != zero {
-		t.Error("the zero Value should match as null")
+		t.Error("the zero index.Value should match as null")
 	}
 	for _, k := range []SetKey{one, oneString, all, coll} {
 		if k.IsZero() || k.Hash() == 0 {
@@ -48,16 +50,16 @@ func TestSetKeys(t *testing.T) {
 			t.Errorf("%v: kind %c name %q terms %v", ck.k, ck.k.Kind(), ck.k.Name(), ck.k.Terms())
 		}
 	}
-	if _, err := c.MatchSet("nope"); !errors.Is(err, ErrUnknownIndex) {
+	if _, err := c.MatchSet("nope"); !errors.Is(err, index.ErrUnknownIndex) {
 		t.Errorf("MatchSet(nope) = %v", err)
 	}
-	if _, err := c.MatchSet("spells_by_element"); !errors.Is(err, ErrTermCount) {
+	if _, err := c.MatchSet("spells_by_element"); !errors.Is(err, index.ErrTermCount) {
 		t.Errorf("MatchSet without its term = %v", err)
 	}
-	if _, err := c.MatchSet("all_spells", mustParse(t, "1")); !errors.Is(err, ErrTermCount) {
+	if _, err := c.MatchSet("all_spells", mustParse(t, "1")); !errors.Is(err, index.ErrTermCount) {
 		t.Errorf("MatchSet(term-less, 1) = %v", err)
 	}
-	if _, err := c.CollectionSet("nope"); !errors.Is(err, ErrUnknownCollection) {
+	if _, err := c.CollectionSet("nope"); !errors.Is(err, index.ErrUnknownCollection) {
 		t.Errorf("CollectionSet(nope) = %v", err)
 	}
 }

@@ -1,32 +1,51 @@
-package index
+package jsondoc
 
-import "unicode/utf8"
-
-// maxDepth is the deepest nesting of arrays and objects accepted, the same
-// limit encoding/json applies, so that both agree on which input is valid.
-const maxDepth = 10000
+import (
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
 
 // This file is a validating JSON scanner over raw bytes. It never builds a
-// tree: the extractor walks a document once, descending only into the
-// fields some index reads, and skips (while validating) everything else.
+// tree: the index extractor walks a document once, descending only into
+// the fields some index reads, and skips (while validating) everything
+// else. Every function takes the input b and an offset i into it, and
+// returns the offset where it stopped.
+
+// MaxDepth is the deepest nesting of arrays and objects accepted, the same
+// limit encoding/json applies, so that both agree on which input is valid.
+const MaxDepth = 10000
+
+// ErrInvalidJSON: input is not valid JSON (RFC 8259), or is nested deeper
+// than MaxDepth. Package index exports it as index.ErrInvalidJSON, whose
+// name its message carries.
+var ErrInvalidJSON = errors.New("index: invalid JSON")
+
+// SyntaxError returns an error wrapping ErrInvalidJSON for invalid JSON at
+// byte offset off.
+func SyntaxError(off int, msg string) error {
+	return fmt.Errorf("%w: %s at offset %d", ErrInvalidJSON, msg, off)
+}
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
-func skipSpace(b []byte, i int) int {
+// SkipSpace returns the offset of the first byte at or after i that is not
+// JSON white space.
+func SkipSpace(b []byte, i int) int {
 	for i < len(b) && isSpace(b[i]) {
 		i++
 	}
 	return i
 }
 
-// skipValue validates the JSON value starting at b[i] (no leading space)
+// SkipValue validates the JSON value starting at b[i] (no leading space)
 // and returns the offset just after it. depth is the number of containers
 // already open around it.
-func skipValue(b []byte, i, depth int) (int, error) {
+func SkipValue(b []byte, i, depth int) (int, error) {
 	if i >= len(b) {
-		return i, syntaxError(i, "unexpected end of input")
+		return i, SyntaxError(i, "unexpected end of input")
 	}
 	switch c := b[i]; {
 	case c == '{':
@@ -34,95 +53,97 @@ func skipValue(b []byte, i, depth int) (int, error) {
 	case c == '[':
 		return skipArray(b, i, depth+1)
 	case c == '"':
-		end, _, err := scanString(b, i)
+		end, _, err := ScanString(b, i)
 		return end, err
 	case c == '-' || isDigit(c):
-		return scanNumber(b, i)
+		return ScanNumber(b, i)
 	case c == 't':
-		return scanLiteral(b, i, "true")
+		return ScanLiteral(b, i, "true")
 	case c == 'f':
-		return scanLiteral(b, i, "false")
+		return ScanLiteral(b, i, "false")
 	case c == 'n':
-		return scanLiteral(b, i, "null")
+		return ScanLiteral(b, i, "null")
 	}
-	return i, syntaxError(i, "invalid character")
+	return i, SyntaxError(i, "invalid character")
 }
 
-func scanLiteral(b []byte, i int, lit string) (int, error) {
+// ScanLiteral checks that the literal lit (true, false, null) is at b[i]
+// and returns the offset after it.
+func ScanLiteral(b []byte, i int, lit string) (int, error) {
 	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
-		return i, syntaxError(i, "invalid literal")
+		return i, SyntaxError(i, "invalid literal")
 	}
 	return i + len(lit), nil
 }
 
 func skipObject(b []byte, i, depth int) (int, error) {
-	if depth > maxDepth {
-		return i, syntaxError(i, "nested too deep")
+	if depth > MaxDepth {
+		return i, SyntaxError(i, "nested too deep")
 	}
-	i = skipSpace(b, i+1)
+	i = SkipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return i + 1, nil
 	}
 	for {
 		var err error
 		if i >= len(b) || b[i] != '"' {
-			return i, syntaxError(i, "expected object key")
+			return i, SyntaxError(i, "expected object key")
 		}
-		if i, _, err = scanString(b, i); err != nil {
+		if i, _, err = ScanString(b, i); err != nil {
 			return i, err
 		}
-		if i = skipSpace(b, i); i >= len(b) || b[i] != ':' {
-			return i, syntaxError(i, "expected ':'")
+		if i = SkipSpace(b, i); i >= len(b) || b[i] != ':' {
+			return i, SyntaxError(i, "expected ':'")
 		}
-		if i, err = skipValue(b, skipSpace(b, i+1), depth); err != nil {
+		if i, err = SkipValue(b, SkipSpace(b, i+1), depth); err != nil {
 			return i, err
 		}
-		if i, err = nextMember(b, i, '}'); err != nil || i < 0 {
+		if i, err = NextMember(b, i, '}'); err != nil || i < 0 {
 			return -i, err
 		}
 	}
 }
 
 func skipArray(b []byte, i, depth int) (int, error) {
-	if depth > maxDepth {
-		return i, syntaxError(i, "nested too deep")
+	if depth > MaxDepth {
+		return i, SyntaxError(i, "nested too deep")
 	}
-	i = skipSpace(b, i+1)
+	i = SkipSpace(b, i+1)
 	if i < len(b) && b[i] == ']' {
 		return i + 1, nil
 	}
 	for {
 		var err error
-		if i, err = skipValue(b, i, depth); err != nil {
+		if i, err = SkipValue(b, i, depth); err != nil {
 			return i, err
 		}
-		if i, err = nextMember(b, i, ']'); err != nil || i < 0 {
+		if i, err = NextMember(b, i, ']'); err != nil || i < 0 {
 			return -i, err
 		}
 	}
 }
 
-// nextMember consumes the space and the ',' or closing byte after a member.
+// NextMember consumes the space and the ',' or closing byte after a member.
 // It returns the offset of the next member, or minus the offset after the
 // closing byte when the container ends.
-func nextMember(b []byte, i int, closing byte) (int, error) {
-	i = skipSpace(b, i)
+func NextMember(b []byte, i int, closing byte) (int, error) {
+	i = SkipSpace(b, i)
 	if i >= len(b) {
-		return i, syntaxError(i, "unexpected end of input")
+		return i, SyntaxError(i, "unexpected end of input")
 	}
 	switch b[i] {
 	case ',':
-		return skipSpace(b, i+1), nil
+		return SkipSpace(b, i+1), nil
 	case closing:
 		return -(i + 1), nil
 	}
-	return i, syntaxError(i, "expected ',' or '"+string(closing)+"'")
+	return i, SyntaxError(i, "expected ',' or '"+string(closing)+"'")
 }
 
-// scanString validates the string starting at b[i] == '"' and returns the
+// ScanString validates the string starting at b[i] == '"' and returns the
 // offset after its closing quote. plain reports that the bytes between the
 // quotes are exactly the string's value: no escapes and valid UTF-8.
-func scanString(b []byte, i int) (end int, plain bool, err error) {
+func ScanString(b []byte, i int) (end int, plain bool, err error) {
 	plain = true
 	i++
 	for i < len(b) {
@@ -133,21 +154,21 @@ func scanString(b []byte, i int) (end int, plain bool, err error) {
 		case c == '\\':
 			plain = false
 			if i+1 >= len(b) {
-				return i, false, syntaxError(i, "unexpected end of input")
+				return i, false, SyntaxError(i, "unexpected end of input")
 			}
 			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
 				if hex4(b, i+2) < 0 {
-					return i, false, syntaxError(i, "invalid \\u escape")
+					return i, false, SyntaxError(i, "invalid \\u escape")
 				}
 				i += 6
 			default:
-				return i, false, syntaxError(i, "invalid escape")
+				return i, false, SyntaxError(i, "invalid escape")
 			}
 		case c < 0x20:
-			return i, false, syntaxError(i, "control character in string")
+			return i, false, SyntaxError(i, "control character in string")
 		case c < utf8.RuneSelf:
 			i++
 		default:
@@ -158,7 +179,7 @@ func scanString(b []byte, i int) (end int, plain bool, err error) {
 			i += size
 		}
 	}
-	return i, false, syntaxError(i, "unterminated string")
+	return i, false, SyntaxError(i, "unterminated string")
 }
 
 // hex4 decodes the four hex digits at b[i:], or returns -1.
@@ -183,9 +204,9 @@ func hex4(b []byte, i int) rune {
 	return r
 }
 
-// scanNumber validates the number starting at b[i] and returns its end:
+// ScanNumber validates the number starting at b[i] and returns its end:
 // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func scanNumber(b []byte, i int) (int, error) {
+func ScanNumber(b []byte, i int) (int, error) {
 	start := i
 	if b[i] == '-' {
 		i++
@@ -198,12 +219,12 @@ func scanNumber(b []byte, i int) (int, error) {
 			i++
 		}
 	default:
-		return i, syntaxError(start, "invalid number")
+		return i, SyntaxError(start, "invalid number")
 	}
 	if i < len(b) && b[i] == '.' {
 		i++
 		if i >= len(b) || !isDigit(b[i]) {
-			return i, syntaxError(start, "invalid number")
+			return i, SyntaxError(start, "invalid number")
 		}
 		for i < len(b) && isDigit(b[i]) {
 			i++
@@ -215,7 +236,7 @@ func scanNumber(b []byte, i int) (int, error) {
 			i++
 		}
 		if i >= len(b) || !isDigit(b[i]) {
-			return i, syntaxError(start, "invalid number")
+			return i, SyntaxError(start, "invalid number")
 		}
 		for i < len(b) && isDigit(b[i]) {
 			i++
@@ -224,12 +245,12 @@ func scanNumber(b []byte, i int) (int, error) {
 	return i, nil
 }
 
-// appendUnquoted appends the value of the JSON string body s (the bytes
+// AppendUnquoted appends the value of the JSON string body s (the bytes
 // between the quotes, already validated) to dst, decoding escapes exactly
 // as encoding/json does: invalid UTF-8 bytes and unpaired surrogates become
 // U+FFFD. If canonical, a 0x00 byte of the value (only \u0000 yields one)
 // is written as 0x00 0xFF, the escape of the canonical string encoding.
-func appendUnquoted(dst, s []byte, canonical bool) []byte {
+func AppendUnquoted(dst, s []byte, canonical bool) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		switch {

@@ -1,4 +1,4 @@
-package index
+package entrystore
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/tidings/tidings/index"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -24,9 +25,9 @@ func dumpTrees(s *Store) [][]item {
 // A Bulk, fed from two halves and merged, builds the same Store as
 // applying the documents' creations one by one.
 func TestBulkEqualsApply(t *testing.T) {
-	c, err := NewCatalog(Schema{
+	c, err := NewCatalog(index.Schema{
 		Collections: []string{"spells", "wands"},
-		Indexes: []Definition{
+		Indexes: []index.Definition{
 			{Name: "by_element", Collection: "spells", Terms: []string{"element"}, Values: []string{"level", "name"}},
 			{Name: "by_tag", Collection: "spells", Terms: []string{"tags"}},
 			{Name: "wands_by_wood", Collection: "wands", Terms: []string{"wood"}},
@@ -91,8 +92,8 @@ func TestBulkEqualsApply(t *testing.T) {
 
 // An entry added twice, a remove, or a diff of another catalog is refused.
 func TestBulkRefuses(t *testing.T) {
-	c, _ := NewCatalog(Schema{Collections: []string{"spells"}})
-	other, _ := NewCatalog(Schema{Collections: []string{"spells"}})
+	c, _ := NewCatalog(index.Schema{Collections: []string{"spells"}})
+	other, _ := NewCatalog(index.Schema{Collections: []string{"spells"}})
 	var d Diff
 	ref := txlog.Ref{Collection: "spells", ID: "1"}
 	b := NewBulk(c)

@@ -1,4 +1,4 @@
-package index
+package entrystore
 
 import (
 	"fmt"
@@ -40,11 +40,11 @@ func (b *Bulk) Add(d *Diff) error {
 		if c.Action != Add {
 			return fmt.Errorf("%w: a bulk load of %s holds a remove", ErrInconsistent, d.ref)
 		}
-		terms := len(c.Entry.Terms.enc)
+		terms := len(c.Entry.Terms)
 		b.items[c.ord] = append(b.items[c.ord], item{
 			key:    strings.Clone(c.skey), // not the Diff's arena, which d reuses
 			terms:  uint32(terms),
-			values: uint32(terms + len(c.Entry.Values.enc)),
+			values: uint32(terms + len(c.Entry.Values)),
 		})
 	}
 	return nil

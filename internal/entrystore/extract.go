@@ -1,46 +1,42 @@
-package index
+package entrystore
 
 import (
 	"bytes"
 	"fmt"
 	"slices"
 
+	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/internal/canonical"
+	"github.com/tidings/tidings/internal/jsondoc"
 	"github.com/tidings/tidings/txlog"
 )
-
-// MaxEntriesPerDocument caps the entries one document may have in one
-// index. Array-valued fields fan out into one entry per element, and
-// several array-valued fields into their cross product (tags × colors);
-// a document beyond the cap is refused with ErrTooManyEntries rather than
-// silently indexed in part.
-const MaxEntriesPerDocument = 1024
 
 // Entry is one index entry: a document's terms and values in one index.
 // Entries of an index are ordered by (Terms, Values, Ref.ID). In a
 // collection set, Terms and Values are empty.
 type Entry struct {
-	Terms  Tuple
-	Values Tuple
+	Terms  canonical.Tuple
+	Values canonical.Tuple
 	Ref    txlog.Ref
 }
 
 // Position returns the place of e within its set, for listing the members
 // that come after it (see Store.Page).
-func (e Entry) Position() Position { return Position{"\x01" + e.Values.enc + e.Ref.ID} }
+func (e Entry) Position() Position { return Position{"\x01" + string(e.Values) + e.Ref.ID} }
 
 // Entries returns the entries of the document ref, whose data is the JSON
 // object data, in the named index, in order and without duplicates.
-// Errors wrap ErrUnknownIndex (also when ref is not in the index's
-// collection), ErrInvalidJSON, ErrNotObject, ErrNumberRange or
-// ErrTooManyEntries.
-func (c *Catalog) Entries(index string, ref txlog.Ref, data []byte) ([]Entry, error) {
-	x := c.byIndex[index]
+// Errors wrap index.ErrUnknownIndex (also when ref is not in the index's
+// collection), index.ErrInvalidJSON, ErrNotObject, index.ErrNumberRange or
+// index.ErrTooManyEntries.
+func (c *Catalog) Entries(name string, ref txlog.Ref, data []byte) ([]Entry, error) {
+	x := c.byIndex[name]
 	if x == nil {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownIndex, index)
+		return nil, fmt.Errorf("%w: %q", index.ErrUnknownIndex, name)
 	}
 	if ref.Collection != x.def.Collection {
 		return nil, fmt.Errorf("%w: index %q is on collection %q, not %q",
-			ErrUnknownIndex, index, x.def.Collection, ref.Collection)
+			index.ErrUnknownIndex, name, x.def.Collection, ref.Collection)
 	}
 	var f docFields
 	var es entrySet
@@ -53,7 +49,7 @@ func (c *Catalog) Entries(index string, ref txlog.Ref, data []byte) ([]Entry, er
 	all := string(es.buf)
 	out := make([]Entry, len(es.ents))
 	for i, e := range es.ents {
-		out[i] = Entry{Terms: Tuple{all[e.start:e.terms]}, Values: Tuple{all[e.terms:e.end]}, Ref: ref}
+		out[i] = Entry{Terms: canonical.Tuple(all[e.start:e.terms]), Values: canonical.Tuple(all[e.terms:e.end]), Ref: ref}
 	}
 	return out, nil
 }
@@ -83,19 +79,19 @@ func (f *docFields) scan(plan *collectionPlan, data []byte) error {
 	f.spans = resize(f.spans, plan.nslots, missing)
 	f.slotEl = resize(f.slotEl, plan.nslots, missing)
 	f.elems, f.vals = f.elems[:0], f.vals[:0]
-	i := skipSpace(data, 0)
+	i := jsondoc.SkipSpace(data, 0)
 	object := i < len(data) && data[i] == '{'
 	var err error
 	if object {
 		i, err = f.scanObject(data, i, plan.root, 1)
 	} else {
-		i, err = skipValue(data, i, 0)
+		i, err = jsondoc.SkipValue(data, i, 0)
 	}
 	if err != nil {
 		return err
 	}
-	if i = skipSpace(data, i); i != len(data) {
-		return syntaxError(i, "data after the document")
+	if i = jsondoc.SkipSpace(data, i); i != len(data) {
+		return jsondoc.SyntaxError(i, "data after the document")
 	}
 	if !object {
 		return ErrNotObject
@@ -114,18 +110,18 @@ func resize(s []span, n int, v span) []span {
 // scanObject validates the object at b[i] == '{', recording the fields
 // below node. As with encoding/json, the last of duplicate keys wins.
 func (f *docFields) scanObject(b []byte, i int, node *fieldNode, depth int) (int, error) {
-	if depth > maxDepth {
-		return i, syntaxError(i, "nested too deep")
+	if depth > jsondoc.MaxDepth {
+		return i, jsondoc.SyntaxError(i, "nested too deep")
 	}
-	i = skipSpace(b, i+1)
+	i = jsondoc.SkipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return i + 1, nil
 	}
 	for {
 		if i >= len(b) || b[i] != '"' {
-			return i, syntaxError(i, "expected object key")
+			return i, jsondoc.SyntaxError(i, "expected object key")
 		}
-		end, plain, err := scanString(b, i)
+		end, plain, err := jsondoc.ScanString(b, i)
 		if err != nil {
 			return end, err
 		}
@@ -134,17 +130,17 @@ func (f *docFields) scanObject(b []byte, i int, node *fieldNode, depth int) (int
 			if plain {
 				child = node.children[string(b[i+1:end-1])]
 			} else {
-				f.key = appendUnquoted(f.key[:0], b[i+1:end-1], false)
+				f.key = jsondoc.AppendUnquoted(f.key[:0], b[i+1:end-1], false)
 				child = node.children[string(f.key)]
 			}
 		}
-		if i = skipSpace(b, end); i >= len(b) || b[i] != ':' {
-			return i, syntaxError(i, "expected ':'")
+		if i = jsondoc.SkipSpace(b, end); i >= len(b) || b[i] != ':' {
+			return i, jsondoc.SyntaxError(i, "expected ':'")
 		}
-		start := skipSpace(b, i+1)
+		start := jsondoc.SkipSpace(b, i+1)
 		switch {
 		case child == nil:
-			i, err = skipValue(b, start, depth)
+			i, err = jsondoc.SkipValue(b, start, depth)
 		case child.children != nil && start < len(b) && b[start] == '{':
 			for _, s := range child.subtree {
 				f.spans[s] = missing
@@ -154,7 +150,7 @@ func (f *docFields) scanObject(b []byte, i int, node *fieldNode, depth int) (int
 			for _, s := range child.subtree {
 				f.spans[s] = missing
 			}
-			i, err = skipValue(b, start, depth)
+			i, err = jsondoc.SkipValue(b, start, depth)
 		}
 		if err != nil {
 			return i, err
@@ -162,7 +158,7 @@ func (f *docFields) scanObject(b []byte, i int, node *fieldNode, depth int) (int
 		if child != nil && child.slot >= 0 {
 			f.spans[child.slot] = span{start, i}
 		}
-		if i, err = nextMember(b, i, '}'); err != nil {
+		if i, err = jsondoc.NextMember(b, i, '}'); err != nil {
 			return i, err
 		}
 		if i < 0 {
@@ -182,23 +178,23 @@ func (f *docFields) elements(slot int) ([]span, error) {
 	var err error
 	switch {
 	case sp.start < 0:
-		f.vals = append(f.vals, nullEncoding...)
+		f.vals = append(f.vals, canonical.Null...)
 		f.elems = append(f.elems, span{len(f.vals) - 1, len(f.vals)})
 	case f.data[sp.start] == '[':
-		i := skipSpace(f.data, sp.start+1)
+		i := jsondoc.SkipSpace(f.data, sp.start+1)
 		for f.data[i] != ']' {
 			st := len(f.vals)
-			if f.vals, i, err = appendCanonical(f.vals, f.data, i, 1); err != nil {
+			if f.vals, i, err = canonical.Append(f.vals, f.data, i, 1); err != nil {
 				return nil, err
 			}
 			f.elems = append(f.elems, span{st, len(f.vals)})
-			if i = skipSpace(f.data, i); f.data[i] == ',' {
-				i = skipSpace(f.data, i+1)
+			if i = jsondoc.SkipSpace(f.data, i); f.data[i] == ',' {
+				i = jsondoc.SkipSpace(f.data, i+1)
 			}
 		}
 	default:
 		st := len(f.vals)
-		if f.vals, _, err = appendCanonical(f.vals, f.data, sp.start, 0); err != nil {
+		if f.vals, _, err = canonical.Append(f.vals, f.data, sp.start, 0); err != nil {
 			return nil, err
 		}
 		f.elems = append(f.elems, span{st, len(f.vals)})
@@ -252,9 +248,9 @@ func (f *docFields) entries(x *compiledIndex, es *entrySet) error {
 	}
 	total := 1
 	for _, s := range x.slots {
-		if total *= f.slotEl[s].end - f.slotEl[s].start; total > MaxEntriesPerDocument {
+		if total *= f.slotEl[s].end - f.slotEl[s].start; total > index.MaxEntriesPerDocument {
 			return fmt.Errorf("%w: index %q would have more than %d entries for one document",
-				ErrTooManyEntries, x.def.Name, MaxEntriesPerDocument)
+				index.ErrTooManyEntries, x.def.Name, index.MaxEntriesPerDocument)
 		}
 	}
 	for {

@@ -1,9 +1,11 @@
-package index
+package entrystore
 
 import (
 	"bytes"
 	"fmt"
 
+	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/internal/canonical"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -93,15 +95,15 @@ func (d *Diff) Changes() []Change { return d.changes }
 // ref: before and after are the document's data (a JSON object) before
 // and after the write, nil where it did not exist (before a create, after
 // a delete). On error d holds no changes. Errors wrap
-// ErrUnknownCollection, ErrInvalidJSON, ErrNotObject, ErrNumberRange or
-// ErrTooManyEntries.
+// index.ErrUnknownCollection, index.ErrInvalidJSON, ErrNotObject,
+// index.ErrNumberRange or index.ErrTooManyEntries.
 //
 // Diff is safe for concurrent use with distinct Diffs.
 func (c *Catalog) Diff(d *Diff, ref txlog.Ref, before, after []byte) error {
 	d.cat, d.ref, d.changes, d.arena, d.pend = c, ref, d.changes[:0], d.arena[:0], d.pend[:0]
 	plan := c.byCollection[ref.Collection]
 	if plan == nil {
-		return fmt.Errorf("%w: %q (document %s)", ErrUnknownCollection, ref.Collection, ref)
+		return fmt.Errorf("%w: %q (document %s)", index.ErrUnknownCollection, ref.Collection, ref)
 	}
 	if err := d.compute(plan, before, after); err != nil {
 		d.arena, d.pend = d.arena[:0], d.pend[:0]
@@ -115,7 +117,7 @@ func (c *Catalog) Diff(d *Diff, ref txlog.Ref, before, after []byte) error {
 		d.changes = append(d.changes, Change{
 			Action: p.action,
 			Set:    newSetKey(all[p.key:p.values]),
-			Entry:  Entry{Terms: Tuple{all[p.terms:p.values]}, Values: Tuple{all[p.values:p.id]}, Ref: ref},
+			Entry:  Entry{Terms: canonical.Tuple(all[p.terms:p.values]), Values: canonical.Tuple(all[p.values:p.id]), Ref: ref},
 			ord:    p.ord,
 			skey:   all[p.terms:p.end],
 		})

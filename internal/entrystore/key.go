@@ -1,4 +1,4 @@
-package index
+package entrystore
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/internal/canonical"
 )
 
 // SetKind tells what kind of set a SetKey names.
@@ -36,41 +38,48 @@ type SetKey struct {
 func newSetKey(key string) SetKey { return SetKey{hash: xxhash.Sum64String(key), key: key} }
 
 // CollectionSet returns the key of the set of every document in the named
-// collection. The error wraps ErrUnknownCollection.
+// collection. The error wraps index.ErrUnknownCollection.
 func (c *Catalog) CollectionSet(collection string) (SetKey, error) {
 	if c.byCollection[collection] == nil {
-		return SetKey{}, fmt.Errorf("%w: %q", ErrUnknownCollection, collection)
+		return SetKey{}, fmt.Errorf("%w: %q", index.ErrUnknownCollection, collection)
 	}
 	return newSetKey("c" + collection), nil
 }
 
-// MatchSet returns the key of the set Match(index, terms...): the
-// documents whose entries in the index have exactly these terms. A
+// MatchSet returns the key of the set Match(name, terms...): the
+// documents whose entries in the index name have exactly these terms. A
 // term-less index takes no terms and is one set. Errors wrap
-// ErrUnknownIndex or ErrTermCount (every term must be given).
+// index.ErrUnknownIndex or index.ErrTermCount (every term must be given).
 //
-// Terms match as JSON values: MatchSet("by_level", ValueOf(1)) and
-// ValueOf(1.0) are the same set; ValueOf("1") is another. A document
-// whose term field is missing or null is in the set matched on null.
-func (c *Catalog) MatchSet(index string, terms ...Value) (SetKey, error) {
-	x := c.byIndex[index]
+// Terms match as JSON values: MatchSet("by_level", index.ValueOf(1)) and
+// index.ValueOf(1.0) are the same set; index.ValueOf("1") is another. A
+// document whose term field is missing or null is in the set matched on
+// null.
+func (c *Catalog) MatchSet(name string, terms ...index.Value) (SetKey, error) {
+	var enc, text []byte
+	for _, t := range terms {
+		// A Value keeps its canonical encoding to itself; its text is
+		// canonical JSON, which encodes back to the same bytes.
+		text = t.AppendJSON(text[:0])
+		var err error
+		if enc, _, err = canonical.Append(enc, text, 0, 0); err != nil {
+			return SetKey{}, fmt.Errorf("term %s: %w", text, err)
+		}
+	}
+	return c.MatchTerms(name, canonical.Tuple(enc))
+}
+
+// MatchTerms is MatchSet with the terms as one Tuple, as an Entry holds
+// them: the set of the index name that an entry with these terms is in.
+func (c *Catalog) MatchTerms(name string, terms canonical.Tuple) (SetKey, error) {
+	x := c.byIndex[name]
 	if x == nil {
-		return SetKey{}, fmt.Errorf("%w: %q", ErrUnknownIndex, index)
+		return SetKey{}, fmt.Errorf("%w: %q", index.ErrUnknownIndex, name)
 	}
-	if len(terms) != x.nterms {
-		return SetKey{}, fmt.Errorf("%w: index %q has %d terms, %d given", ErrTermCount, index, x.nterms, len(terms))
+	if n := terms.Len(); n != x.nterms {
+		return SetKey{}, fmt.Errorf("%w: index %q has %d terms, %d given", index.ErrTermCount, name, x.nterms, n)
 	}
-	n := len(x.prefix)
-	for _, t := range terms {
-		n += len(t.canonical())
-	}
-	var b strings.Builder
-	b.Grow(n)
-	b.WriteString(x.prefix)
-	for _, t := range terms {
-		b.WriteString(t.canonical())
-	}
-	return newSetKey(b.String()), nil
+	return newSetKey(x.prefix + string(terms)), nil
 }
 
 // Hash returns the xxhash64 of k's full key.
@@ -96,9 +105,9 @@ func (k SetKey) Name() string {
 
 // Terms returns the terms an index set is matched on: empty for a
 // term-less index and for a collection.
-func (k SetKey) Terms() Tuple {
+func (k SetKey) Terms() canonical.Tuple {
 	_, terms := k.split()
-	return Tuple{terms}
+	return canonical.Tuple(terms)
 }
 
 func (k SetKey) split() (name, terms string) {
@@ -121,8 +130,8 @@ func (k SetKey) String() string {
 		return "Collection(" + name + ")"
 	case SetIndex:
 		b := []byte("Match(" + name)
-		for _, v := range (Tuple{terms}).Values() {
-			b = v.AppendJSON(append(b, ", "...))
+		for _, v := range canonical.Tuple(terms).Values() {
+			b = canonical.AppendJSON(append(b, ", "...), v)
 		}
 		return string(append(b, ')'))
 	}

@@ -1,4 +1,4 @@
-package index
+package entrystore
 
 import (
 	"encoding/base64"
@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/google/btree"
+	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/internal/canonical"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -89,11 +91,11 @@ func (s *Store) Apply(txn txlog.Txn, d *Diff) error {
 			s.n--
 			continue
 		}
-		terms := len(c.Entry.Terms.enc)
+		terms := len(c.Entry.Terms)
 		s.trees[c.ord].ReplaceOrInsert(item{
 			key:    strings.Clone(c.skey), // not the Diff's arena: keep only this entry alive
 			terms:  uint32(terms),
-			values: uint32(terms + len(c.Entry.Values.enc)),
+			values: uint32(terms + len(c.Entry.Values)),
 		})
 		s.n++
 	}
@@ -125,7 +127,7 @@ func (s *Store) Snapshot() *Snapshot {
 // entry's Position to get the next page. The entries' strings belong to
 // the Store and stay valid. A SetKey names its set by collection or index
 // name, so a key made by another Catalog names this Store's set of that
-// name. Errors wrap ErrUnknownCollection, ErrUnknownIndex, or
+// name. Errors wrap index.ErrUnknownCollection, index.ErrUnknownIndex, or
 // ErrCatalogMismatch (a key whose terms do not fit the index).
 //
 // Page reads the live Store: call it under the caller's lock. To page
@@ -151,18 +153,18 @@ func (v *view) tree(set SetKey) (*btree.BTreeG[item], string, string, error) {
 		if p := v.cat.byCollection[name]; p != nil {
 			return v.trees[p.ord], name, "", nil
 		}
-		return nil, "", "", fmt.Errorf("%w: %s", ErrUnknownCollection, set)
+		return nil, "", "", fmt.Errorf("%w: %s", index.ErrUnknownCollection, set)
 	case SetIndex:
 		x := v.cat.byIndex[name]
 		if x == nil {
-			return nil, "", "", fmt.Errorf("%w: %s", ErrUnknownIndex, set)
+			return nil, "", "", fmt.Errorf("%w: %s", index.ErrUnknownIndex, set)
 		}
 		if x.nterms > 0 && terms == "" || x.nterms == 0 && terms != "" {
 			return nil, "", "", fmt.Errorf("%w: %s does not fit this store's index %q", ErrCatalogMismatch, set, name)
 		}
 		return v.trees[x.ord], x.def.Collection, terms, nil
 	}
-	return nil, "", "", fmt.Errorf("%w: the zero SetKey", ErrUnknownIndex)
+	return nil, "", "", fmt.Errorf("%w: the zero SetKey", index.ErrUnknownIndex)
 }
 
 func (v *view) page(dst []Entry, set SetKey, after Position, n int) ([]Entry, bool, error) {
@@ -188,8 +190,8 @@ func (v *view) page(dst []Entry, set SetKey, after Position, n int) ([]Entry, bo
 		}
 		n--
 		dst = append(dst, Entry{
-			Terms:  Tuple{it.key[:it.terms]},
-			Values: Tuple{it.key[it.terms:it.values]},
+			Terms:  canonical.Tuple(it.key[:it.terms]),
+			Values: canonical.Tuple(it.key[it.terms:it.values]),
 			Ref:    txlog.Ref{Collection: coll, ID: it.key[it.values:]},
 		})
 		return true

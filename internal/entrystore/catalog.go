@@ -1,11 +1,13 @@
-package index
+package entrystore
 
 import (
 	"fmt"
 	"slices"
+
+	"github.com/tidings/tidings/index"
 )
 
-// Catalog is a validated Schema, compiled for extraction. It is immutable:
+// Catalog is a validated index.Schema, compiled for extraction. It is immutable:
 // every method is safe for concurrent use by any number of goroutines. To
 // change the schema, build a new Catalog (a Store is tied to the Catalog
 // it was made with).
@@ -26,10 +28,10 @@ type collectionPlan struct {
 	indexes []*compiledIndex
 }
 
-// compiledIndex is one Definition with its paths resolved to slots of its
+// compiledIndex is one index.Definition with its paths resolved to slots of its
 // collection's field tree.
 type compiledIndex struct {
-	def    Definition
+	def    index.Definition
 	ord    int // the Store's tree for this index
 	coll   *collectionPlan
 	slots  []int // term slots, then value slots
@@ -37,10 +39,10 @@ type compiledIndex struct {
 	prefix string // set key prefix: 'i', name, 0x00
 }
 
-// NewCatalog validates s and compiles it. Errors wrap ErrInvalidName,
-// ErrInvalidPath, ErrDuplicateCollection, ErrDuplicateIndex or
-// ErrUnknownCollection (an index on a collection s does not declare).
-func NewCatalog(s Schema) (*Catalog, error) {
+// NewCatalog validates s and compiles it. Errors wrap index's
+// ErrInvalidName, ErrInvalidPath, ErrDuplicateCollection, ErrDuplicateIndex
+// or ErrUnknownCollection (an index on a collection s does not declare).
+func NewCatalog(s index.Schema) (*Catalog, error) {
 	c := &Catalog{
 		byCollection: make(map[string]*collectionPlan, len(s.Collections)),
 		byIndex:      make(map[string]*compiledIndex, len(s.Indexes)),
@@ -50,22 +52,22 @@ func NewCatalog(s Schema) (*Catalog, error) {
 			return nil, err
 		}
 		if c.byCollection[name] != nil {
-			return nil, fmt.Errorf("%w: %q", ErrDuplicateCollection, name)
+			return nil, fmt.Errorf("%w: %q", index.ErrDuplicateCollection, name)
 		}
 		p := &collectionPlan{name: name, ord: len(c.collections), root: newFieldNode()}
 		c.collections = append(c.collections, p)
 		c.byCollection[name] = p
 	}
 	for _, d := range s.Indexes {
-		if err := d.validate(c.byCollection); err != nil {
+		if err := validate(&d, c.byCollection); err != nil {
 			return nil, err
 		}
 		if c.byIndex[d.Name] != nil {
-			return nil, fmt.Errorf("%w: %q", ErrDuplicateIndex, d.Name)
+			return nil, fmt.Errorf("%w: %q", index.ErrDuplicateIndex, d.Name)
 		}
 		p := c.byCollection[d.Collection]
 		x := &compiledIndex{
-			def:    d.clone(),
+			def:    clone(d),
 			ord:    len(s.Collections) + len(c.indexes),
 			coll:   p,
 			nterms: len(d.Terms),
@@ -98,21 +100,21 @@ func (c *Catalog) Collections() []string {
 }
 
 // Indexes returns copies of the index definitions, in Schema order.
-func (c *Catalog) Indexes() []Definition {
-	defs := make([]Definition, len(c.indexes))
+func (c *Catalog) Indexes() []index.Definition {
+	defs := make([]index.Definition, len(c.indexes))
 	for i, x := range c.indexes {
-		defs[i] = x.def.clone()
+		defs[i] = clone(x.def)
 	}
 	return defs
 }
 
 // Index returns a copy of the definition of the named index.
-func (c *Catalog) Index(name string) (Definition, bool) {
+func (c *Catalog) Index(name string) (index.Definition, bool) {
 	x := c.byIndex[name]
 	if x == nil {
-		return Definition{}, false
+		return index.Definition{}, false
 	}
-	return x.def.clone(), true
+	return clone(x.def), true
 }
 
 // trees is the number of ordered trees a Store of c keeps: one per

@@ -1,4 +1,4 @@
-package index
+package entrystore
 
 import (
 	"fmt"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/internal/canonical"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -161,8 +163,8 @@ func renderDoc(r *rand.Rand, o jObj) []byte {
 	return []byte(b.String())
 }
 
-func randSchema(r *rand.Rand) Schema {
-	s := Schema{Collections: []string{"c1", "c2"}}
+func randSchema(r *rand.Rand) index.Schema {
+	s := index.Schema{Collections: []string{"c1", "c2"}}
 	paths := func() []string {
 		p := make([]string, r.IntN(3))
 		for i := range p {
@@ -171,7 +173,7 @@ func randSchema(r *rand.Rand) Schema {
 		return p
 	}
 	for i := range 2 + r.IntN(5) {
-		s.Indexes = append(s.Indexes, Definition{
+		s.Indexes = append(s.Indexes, index.Definition{
 			Name:       fmt.Sprint("idx", i),
 			Collection: s.Collections[r.IntN(2)],
 			Terms:      paths(),
@@ -190,7 +192,7 @@ type liveDoc struct {
 
 // bruteSets recomputes every non-empty set from scratch: each set's
 // members as Entries in set order (values, then ref ID).
-func bruteSets(t *testing.T, c *Catalog, s Schema, docs map[txlog.Ref]*liveDoc) map[SetKey][]Entry {
+func bruteSets(t *testing.T, c *Catalog, s index.Schema, docs map[txlog.Ref]*liveDoc) map[SetKey][]Entry {
 	t.Helper()
 	sets := map[SetKey][]Entry{}
 	for ref := range docs {
@@ -207,11 +209,11 @@ func bruteSets(t *testing.T, c *Catalog, s Schema, docs map[txlog.Ref]*liveDoc) 
 				t.Fatalf("reference entries of %s in %s: %v", ref, def.Name, err)
 			}
 			for _, e := range es {
-				k, err := c.MatchSet(def.Name, Tuple{e.terms}.Values()...)
+				k, err := c.MatchTerms(def.Name, canonical.Tuple(e.terms))
 				if err != nil {
 					t.Fatal(err)
 				}
-				sets[k] = append(sets[k], Entry{Terms: Tuple{e.terms}, Values: Tuple{e.values}, Ref: ref})
+				sets[k] = append(sets[k], Entry{Terms: canonical.Tuple(e.terms), Values: canonical.Tuple(e.values), Ref: ref})
 			}
 		}
 	}
@@ -247,7 +249,7 @@ func checkSets(t *testing.T, r *rand.Rand, p pager, total int, want map[SetKey][
 
 // expectedChanges computes a write's changes with the reference model, in
 // the documented order.
-func expectedChanges(t *testing.T, c *Catalog, s Schema, ref txlog.Ref, before, after *liveDoc) []string {
+func expectedChanges(t *testing.T, c *Catalog, s index.Schema, ref txlog.Ref, before, after *liveDoc) []string {
 	t.Helper()
 	var out []string
 	coll, _ := c.CollectionSet(ref.Collection)
@@ -269,8 +271,8 @@ func expectedChanges(t *testing.T, c *Catalog, s Schema, ref txlog.Ref, before, 
 			ae, _ = refEntries(def, after.decoded)
 		}
 		show := func(action string, e refEntry) string {
-			k, _ := c.MatchSet(def.Name, Tuple{e.terms}.Values()...)
-			return action + " " + k.String() + " " + Tuple{e.values}.String()
+			k, _ := c.MatchTerms(def.Name, canonical.Tuple(e.terms))
+			return action + " " + k.String() + " " + canonical.Tuple(e.values).String()
 		}
 		for _, e := range be {
 			if !slices.Contains(ae, e) {

@@ -1,15 +1,17 @@
-package index
+package canonical
 
 import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
 	"slices"
+
+	"github.com/tidings/tidings/internal/jsondoc"
 )
 
 // The canonical encoding of a JSON value is a byte string such that
 //
-//   - two JSON values are equal (in the sense of the package overview)
+//   - two JSON values are equal (as package index defines equality)
 //     exactly when their encodings are equal, and
 //   - bytewise comparison of encodings is the total order over JSON values:
 //     null < false < true < numbers < strings < arrays < objects;
@@ -47,15 +49,16 @@ const (
 	expBias = 1 << 31
 )
 
-// nullEncoding is the canonical encoding of null: the value of a missing field.
-const nullEncoding = "\x10"
+// Null is the canonical encoding of null: the value of a missing field.
+const Null = "\x10"
 
-// appendCanonical validates the JSON value at b[i] (no leading space) and
-// appends its canonical encoding to dst. It returns the offset after the
-// value. depth is the number of containers already open around it.
-func appendCanonical(dst, b []byte, i, depth int) ([]byte, int, error) {
+// Append validates the JSON value at b[i] (no leading space) and appends
+// its canonical encoding to dst. It returns the offset after the value.
+// depth is the number of containers already open around it. Errors wrap
+// jsondoc.ErrInvalidJSON or ErrNumberRange.
+func Append(dst, b []byte, i, depth int) ([]byte, int, error) {
 	if i >= len(b) {
-		return dst, i, syntaxError(i, "unexpected end of input")
+		return dst, i, jsondoc.SyntaxError(i, "unexpected end of input")
 	}
 	switch c := b[i]; {
 	case c == '{':
@@ -63,7 +66,7 @@ func appendCanonical(dst, b []byte, i, depth int) ([]byte, int, error) {
 	case c == '[':
 		return appendArray(dst, b, i, depth+1)
 	case c == '"':
-		end, plain, err := scanString(b, i)
+		end, plain, err := jsondoc.ScanString(b, i)
 		if err != nil {
 			return dst, end, err
 		}
@@ -71,23 +74,23 @@ func appendCanonical(dst, b []byte, i, depth int) ([]byte, int, error) {
 		dst = appendStringBody(dst, b[i+1:end-1], plain)
 		return dst, end, nil
 	case c == '-' || isDigit(c):
-		end, err := scanNumber(b, i)
+		end, err := jsondoc.ScanNumber(b, i)
 		if err != nil {
 			return dst, end, err
 		}
 		dst, err = appendNumber(dst, b[i:end])
 		return dst, end, err
 	case c == 't':
-		end, err := scanLiteral(b, i, "true")
+		end, err := jsondoc.ScanLiteral(b, i, "true")
 		return append(dst, tagTrue), end, err
 	case c == 'f':
-		end, err := scanLiteral(b, i, "false")
+		end, err := jsondoc.ScanLiteral(b, i, "false")
 		return append(dst, tagFalse), end, err
 	case c == 'n':
-		end, err := scanLiteral(b, i, "null")
+		end, err := jsondoc.ScanLiteral(b, i, "null")
 		return append(dst, tagNull), end, err
 	}
-	return dst, i, syntaxError(i, "invalid character")
+	return dst, i, jsondoc.SyntaxError(i, "invalid character")
 }
 
 // appendStringBody appends the escaped body and terminator of a string
@@ -96,26 +99,26 @@ func appendStringBody(dst, s []byte, plain bool) []byte {
 	if plain {
 		dst = append(dst, s...) // no escapes: cannot contain 0x00
 	} else {
-		dst = appendUnquoted(dst, s, true)
+		dst = jsondoc.AppendUnquoted(dst, s, true)
 	}
 	return append(dst, 0x00, 0x01)
 }
 
 func appendArray(dst, b []byte, i, depth int) ([]byte, int, error) {
-	if depth > maxDepth {
-		return dst, i, syntaxError(i, "nested too deep")
+	if depth > jsondoc.MaxDepth {
+		return dst, i, jsondoc.SyntaxError(i, "nested too deep")
 	}
 	dst = append(dst, tagArray)
-	i = skipSpace(b, i+1)
+	i = jsondoc.SkipSpace(b, i+1)
 	if i < len(b) && b[i] == ']' {
 		return append(dst, tagEnd), i + 1, nil
 	}
 	for {
 		var err error
-		if dst, i, err = appendCanonical(dst, b, i, depth); err != nil {
+		if dst, i, err = Append(dst, b, i, depth); err != nil {
 			return dst, i, err
 		}
-		if i, err = nextMember(b, i, ']'); err != nil {
+		if i, err = jsondoc.NextMember(b, i, ']'); err != nil {
 			return dst, i, err
 		}
 		if i < 0 {
@@ -129,37 +132,37 @@ func appendArray(dst, b []byte, i, depth int) ([]byte, int, error) {
 type member struct{ key, val, end int }
 
 func appendObject(dst, b []byte, i, depth int) ([]byte, int, error) {
-	if depth > maxDepth {
-		return dst, i, syntaxError(i, "nested too deep")
+	if depth > jsondoc.MaxDepth {
+		return dst, i, jsondoc.SyntaxError(i, "nested too deep")
 	}
 	// Objects inside indexed values are rare: a scratch buffer per object
 	// keeps this simple.
 	var buf []byte
 	var members []member
-	i = skipSpace(b, i+1)
+	i = jsondoc.SkipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return append(dst, tagObject, tagEnd), i + 1, nil
 	}
 	for {
 		if i >= len(b) || b[i] != '"' {
-			return dst, i, syntaxError(i, "expected object key")
+			return dst, i, jsondoc.SyntaxError(i, "expected object key")
 		}
-		end, plain, err := scanString(b, i)
+		end, plain, err := jsondoc.ScanString(b, i)
 		if err != nil {
 			return dst, end, err
 		}
 		m := member{key: len(buf)}
 		buf = appendStringBody(buf, b[i+1:end-1], plain)
 		m.val = len(buf)
-		if i = skipSpace(b, end); i >= len(b) || b[i] != ':' {
-			return dst, i, syntaxError(i, "expected ':'")
+		if i = jsondoc.SkipSpace(b, end); i >= len(b) || b[i] != ':' {
+			return dst, i, jsondoc.SyntaxError(i, "expected ':'")
 		}
-		if buf, i, err = appendCanonical(buf, b, skipSpace(b, i+1), depth); err != nil {
+		if buf, i, err = Append(buf, b, jsondoc.SkipSpace(b, i+1), depth); err != nil {
 			return dst, i, err
 		}
 		m.end = len(buf)
 		members = append(members, m)
-		if i, err = nextMember(b, i, '}'); err != nil {
+		if i, err = jsondoc.NextMember(b, i, '}'); err != nil {
 			return dst, i, err
 		}
 		if i < 0 {
@@ -181,6 +184,8 @@ func appendObject(dst, b []byte, i, depth int) ([]byte, int, error) {
 	}
 	return append(dst, tagEnd), i, nil
 }
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // appendNumber appends the canonical encoding of the valid JSON number s.
 func appendNumber(dst, s []byte) ([]byte, error) {

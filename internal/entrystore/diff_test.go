@@ -1,10 +1,11 @@
-package index
+package entrystore
 
 import (
 	"errors"
 	"strings"
 	"testing"
 
+	"github.com/tidings/tidings/index"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -118,11 +119,11 @@ func TestDiffErrors(t *testing.T) {
 		before, after string
 		want          error
 	}{
-		{txlog.Ref{Collection: "nope", ID: "1"}, "", `{}`, ErrUnknownCollection},
-		{ref, "", `{"element":`, ErrInvalidJSON},
-		{ref, `{"element":`, `{}`, ErrInvalidJSON},
+		{txlog.Ref{Collection: "nope", ID: "1"}, "", `{}`, index.ErrUnknownCollection},
+		{ref, "", `{"element":`, index.ErrInvalidJSON},
+		{ref, `{"element":`, `{}`, index.ErrInvalidJSON},
 		{ref, `{}`, `"text"`, ErrNotObject},
-		{ref, `{}`, `{"element":1e-9999999999}`, ErrNumberRange},
+		{ref, `{}`, `{"element":1e-9999999999}`, index.ErrNumberRange},
 	}
 	for _, tc := range cases {
 		var before []byte

@@ -1,10 +1,11 @@
-package index
+package entrystore
 
 import (
 	"fmt"
 	"runtime"
 	"testing"
 
+	"github.com/tidings/tidings/index"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -13,9 +14,9 @@ import (
 var benchFields = []string{"element", "school", "stats.level", "stats.mana", "tags", "owner.team", "name", "rarity"}
 
 func benchCatalog(b *testing.B, indexes int) *Catalog {
-	s := Schema{Collections: []string{"spells"}}
+	s := index.Schema{Collections: []string{"spells"}}
 	for i := range indexes {
-		s.Indexes = append(s.Indexes, Definition{
+		s.Indexes = append(s.Indexes, index.Definition{
 			Name:       fmt.Sprint("idx", i),
 			Collection: "spells",
 			Terms:      []string{benchFields[i%8]},
@@ -64,9 +65,9 @@ func BenchmarkDiff(b *testing.B) {
 // fillStore applies creates of n documents, a third of them "fire", to a
 // store with one index by element (values: level).
 func fillStore(b *testing.B, n int) (*Catalog, *Store) {
-	c := mustCatalog(b, Schema{
+	c := mustCatalog(b, index.Schema{
 		Collections: []string{"spells"},
-		Indexes:     []Definition{{Name: "by_element", Collection: "spells", Terms: []string{"element"}, Values: []string{"level"}}},
+		Indexes:     []index.Definition{{Name: "by_element", Collection: "spells", Terms: []string{"element"}, Values: []string{"level"}}},
 	})
 	s := NewStore(c)
 	var d Diff

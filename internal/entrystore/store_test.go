@@ -1,4 +1,4 @@
-package index
+package entrystore
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tidings/tidings/index"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -113,7 +114,7 @@ func TestStorePaging(t *testing.T) {
 	if s.Len() != 50+50+50 || s.Txn() != 50 {
 		t.Errorf("Len = %d, Txn = %d", s.Len(), s.Txn())
 	}
-	if _, _, err := s.Page(nil, SetKey{}, Position{}, 1); !errors.Is(err, ErrUnknownIndex) {
+	if _, _, err := s.Page(nil, SetKey{}, Position{}, 1); !errors.Is(err, index.ErrUnknownIndex) {
 		t.Errorf("Page(zero key) = %v", err)
 	}
 	var p Position

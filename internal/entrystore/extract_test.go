@@ -1,4 +1,4 @@
-package index
+package entrystore
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tidings/tidings/index"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -19,9 +20,9 @@ func entryStrings(es []Entry) []string {
 }
 
 func TestEntries(t *testing.T) {
-	s := Schema{
+	s := index.Schema{
 		Collections: []string{"c"},
-		Indexes: []Definition{
+		Indexes: []index.Definition{
 			{Name: "by_a", Collection: "c", Terms: []string{"a"}},
 			{Name: "by_a_b", Collection: "c", Terms: []string{"a"}, Values: []string{"b"}},
 			{Name: "by_x_y", Collection: "c", Terms: []string{"x.y"}, Values: []string{"x"}},
@@ -62,9 +63,9 @@ func TestEntries(t *testing.T) {
 }
 
 func TestEntriesErrors(t *testing.T) {
-	c := mustCatalog(t, Schema{
+	c := mustCatalog(t, index.Schema{
 		Collections: []string{"c", "d"},
-		Indexes:     []Definition{{Name: "i", Collection: "c", Terms: []string{"a", "b"}}},
+		Indexes:     []index.Definition{{Name: "i", Collection: "c", Terms: []string{"a", "b"}}},
 	})
 	ref := txlog.Ref{Collection: "c", ID: "1"}
 	arr := func(n int) string {
@@ -80,15 +81,15 @@ func TestEntriesErrors(t *testing.T) {
 		doc   string
 		want  error
 	}{
-		{"nope", ref, `{}`, ErrUnknownIndex},
-		{"i", txlog.Ref{Collection: "d", ID: "1"}, `{}`, ErrUnknownIndex},
-		{"i", ref, `{"a":}`, ErrInvalidJSON},
-		{"i", ref, `{"a":1} x`, ErrInvalidJSON},
-		{"i", ref, ``, ErrInvalidJSON},
+		{"nope", ref, `{}`, index.ErrUnknownIndex},
+		{"i", txlog.Ref{Collection: "d", ID: "1"}, `{}`, index.ErrUnknownIndex},
+		{"i", ref, `{"a":}`, index.ErrInvalidJSON},
+		{"i", ref, `{"a":1} x`, index.ErrInvalidJSON},
+		{"i", ref, ``, index.ErrInvalidJSON},
 		{"i", ref, `[1]`, ErrNotObject},
 		{"i", ref, `null`, ErrNotObject},
-		{"i", ref, `{"a":1e9999999999}`, ErrNumberRange},
-		{"i", ref, `{"a":` + arr(33) + `,"b":` + arr(32) + `}`, ErrTooManyEntries}, // 1056 > 1024
+		{"i", ref, `{"a":1e9999999999}`, index.ErrNumberRange},
+		{"i", ref, `{"a":` + arr(33) + `,"b":` + arr(32) + `}`, index.ErrTooManyEntries}, // 1056 > 1024
 	}
 	for _, tc := range cases {
 		if _, err := c.Entries(tc.index, tc.ref, []byte(tc.doc)); !errors.Is(err, tc.want) {
@@ -97,7 +98,7 @@ func TestEntriesErrors(t *testing.T) {
 	}
 	// At the cap exactly, the document is indexed.
 	es, err := c.Entries("i", ref, []byte(`{"a":`+arr(32)+`,"b":`+arr(32)+`}`))
-	if err != nil || len(es) != MaxEntriesPerDocument {
+	if err != nil || len(es) != index.MaxEntriesPerDocument {
 		t.Errorf("32×32 entries: %d, %v", len(es), err)
 	}
 	// A field not indexed is validated but never encoded: no range error.
