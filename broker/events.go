@@ -3,6 +3,8 @@ package broker
 import (
 	"github.com/tidings/tidings/internal/canonical"
 	"github.com/tidings/tidings/internal/entrystore"
+	"github.com/tidings/tidings/internal/jsondoc"
+	"github.com/tidings/tidings/internal/wire"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
@@ -82,15 +84,15 @@ func (we *writeEvents) docEvents(s *spec) []*subscription.Event {
 		if w.After == nil {
 			e.Action = "remove"
 		}
-		e.JSON = subscription.AppendHistoryRewrite(nil, we.txn, e.CursorText, e.Action, w.Ref, w.BeforeTxn, w.After, s.fields)
+		e.JSON = wire.AppendHistoryRewrite(nil, we.txn, e.CursorText, e.Action, w.Ref, w.BeforeTxn, w.After, s.fields)
 	} else {
 		e.Type, e.Action = subscription.TypeVersion, w.Action.String()
-		ver := subscription.Version{Action: e.Action, Ref: w.Ref, Txn: we.txn, Cursor: e.CursorText,
+		ver := wire.Version{Action: e.Action, Ref: w.Ref, Txn: we.txn, Cursor: e.CursorText,
 			BeforeTxn: w.BeforeTxn, Before: w.Before, After: w.After}
 		if s.fields&subscription.FieldDiff != 0 {
 			ver.Diff = we.dataDiff()
 		}
-		e.JSON = subscription.AppendVersion(nil, &ver, s.fields)
+		e.JSON = wire.AppendVersion(nil, &ver, s.fields)
 	}
 	evs := []*subscription.Event{e}
 	we.cache = append(we.cache, cachedEvents{entrystore.SetKey{}, v, evs})
@@ -99,7 +101,7 @@ func (we *writeEvents) docEvents(s *spec) []*subscription.Event {
 
 func (we *writeEvents) dataDiff() []byte {
 	if we.diff == nil {
-		d, err := subscription.DiffData(we.w.Before, we.w.After)
+		d, err := jsondoc.DiffData(we.w.Before, we.w.After)
 		if err != nil {
 			// Images in the log were checked as JSON objects on commit.
 			d = []byte("{}")
@@ -147,10 +149,10 @@ func (we *writeEvents) setEvents(s *spec) []*subscription.Event {
 func (we *writeEvents) setEvent(s *spec, seq uint32, action string, data []byte, terms, values canonical.Tuple) *subscription.Event {
 	c := we.cursor(seq)
 	text := c.String()
-	ch := subscription.SetChange{Action: action, Ref: we.w.Ref, Txn: we.txn, Cursor: text,
+	ch := wire.SetChange{Action: action, Ref: we.w.Ref, Txn: we.txn, Cursor: text,
 		Data: data, Terms: terms, Values: values}
 	return &subscription.Event{Type: subscription.TypeSet, Txn: we.txn, Cursor: c, CursorText: text, Action: action,
-		JSON: subscription.AppendSet(nil, &ch, s.fields, s.data)}
+		JSON: wire.AppendSet(nil, &ch, s.fields, s.data)}
 }
 
 // memberSets returns the sets the document is in after the write: its

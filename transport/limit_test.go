@@ -67,7 +67,7 @@ func openStream(t testing.TB, ctx context.Context, c *http.Client, url, body str
 }
 
 // readNDJSON reads one event line, which must end with \r\n.
-func readNDJSON(t testing.TB, r *bufio.Reader) wire {
+func readNDJSON(t testing.TB, r *bufio.Reader) wireEvent {
 	t.Helper()
 	l, err := r.ReadString('\n')
 	if err != nil || !strings.HasSuffix(l, "\r\n") {

@@ -48,26 +48,26 @@ func newEvReader(t testing.TB, resp *http.Response) *evReader {
 }
 
 // next returns the next event; io.EOF when the response ended cleanly.
-func (r *evReader) next() (wire, error) {
+func (r *evReader) next() (wireEvent, error) {
 	if r.sse == nil {
 		l, err := r.br.ReadString('\n')
 		if err == io.EOF && l != "" {
 			err = io.ErrUnexpectedEOF
 		}
 		if err != nil {
-			return wire{}, err
+			return wireEvent{}, err
 		}
 		if !strings.HasSuffix(l, "\r\n") {
-			return wire{}, fmt.Errorf("line %q does not end with CRLF", l)
+			return wireEvent{}, fmt.Errorf("line %q does not end with CRLF", l)
 		}
 		return parseWire([]byte(l))
 	}
 	ev, err := r.sse.next()
 	if err != nil {
-		return wire{}, err
+		return wireEvent{}, err
 	}
 	if len(r.sse.odd) > 0 {
-		return wire{}, fmt.Errorf("SSE lines %q", r.sse.odd)
+		return wireEvent{}, fmt.Errorf("SSE lines %q", r.sse.odd)
 	}
 	w, err := parseWire([]byte(ev.Data))
 	if err != nil {
@@ -510,7 +510,7 @@ func TestSSEResumeMidSnapshot(t *testing.T) {
 		createSpell(t, b, id, "fire")
 	}
 	const u = "/sse?collection=spells&snapshot&page_size=1"
-	members := func(w wire) []string {
+	members := func(w wireEvent) []string {
 		var page struct {
 			Data []struct {
 				Document struct{ Ref txlog.Ref } `json:"document"`

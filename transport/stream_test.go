@@ -49,8 +49,8 @@ func commit(t testing.TB, b *broker.Broker, fn func(tx *broker.Tx) error) txlog.
 	return txn
 }
 
-// wire is an event as a client decodes it.
-type wire struct {
+// wireEvent is an event as a client decodes it.
+type wireEvent struct {
 	Type   string          `json:"type"`
 	Txn    uint64          `json:"txn"`
 	Cursor string          `json:"cursor"`
@@ -68,8 +68,8 @@ type wireBody struct {
 }
 
 // parseWire decodes an event line, and its body where it is an object.
-func parseWire(line []byte) (wire, error) {
-	var w wire
+func parseWire(line []byte) (wireEvent, error) {
+	var w wireEvent
 	if err := json.Unmarshal(line, &w); err != nil {
 		return w, err
 	}
@@ -99,7 +99,7 @@ func TestNDJSONStream(t *testing.T) {
 				t.Fatalf("%s %s", resp.Status, resp.Header.Get("Content-Type"))
 			}
 			r := bufio.NewReader(resp.Body)
-			line := func() wire { return readNDJSON(t, r) }
+			line := func() wireEvent { return readNDJSON(t, r) }
 			if w := line(); w.Type != "start" {
 				t.Fatalf("first event %+v", w)
 			}

@@ -1,17 +1,16 @@
-package subscription
+package jsondoc
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"strconv"
 	"unicode/utf8"
 )
 
-// appendString appends s as a JSON string, escaped as encoding/json does
+// AppendString appends s as a JSON string, escaped as encoding/json does
 // (without its HTML escaping): quotes, backslashes, control characters,
 // U+2028 and U+2029; invalid UTF-8 becomes U+FFFD.
-func appendString(dst []byte, s string) []byte {
+func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -65,16 +64,16 @@ func appendString(dst []byte, s string) []byte {
 
 const hexDigit = "0123456789abcdef"
 
-func appendUint(dst []byte, v uint64) []byte { return strconv.AppendUint(dst, v, 10) }
-
 // member is one member of a JSON object.
 type member struct {
 	key string
 	val json.RawMessage
 }
 
-// ErrNotObject: a document's data is not a JSON object.
-var ErrNotObject = errors.New("subscription: data is not a JSON object")
+// ErrNotObject: a document's data (or an update's patch) is not a JSON
+// object. Package broker exports it as broker.ErrNotObject, whose name its
+// message carries.
+var ErrNotObject = errors.New("broker: data is not a JSON object")
 
 // objectMembers returns the members of a JSON object in order. Of
 // duplicate keys the last value counts, at the place of the first, as
@@ -115,7 +114,7 @@ func appendObject(dst []byte, ms []member) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, m.key)
+		dst = AppendString(dst, m.key)
 		dst = append(dst, ':')
 		dst = append(dst, m.val...)
 	}

@@ -1,15 +1,15 @@
-package subscription
+package wire
 
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/tidings/tidings/internal/canonical"
+	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -95,6 +95,32 @@ func wantJSON(t *testing.T, got []byte, want string) {
 	}
 }
 
+// allFields is every field an event may carry.
+const allFields = subscription.FieldAction | subscription.FieldDocument | subscription.FieldPrev | subscription.FieldDiff | subscription.FieldIndex
+
+// sameJSON reports whether two JSON texts are the same value as
+// encoding/json reads them: objects compared as maps (so member order and
+// duplicate keys do not matter, the last of duplicates counting), numbers
+// by their text.
+func sameJSON(t testing.TB, a, b []byte) bool {
+	t.Helper()
+	return reflect.DeepEqual(decodeJSON(t, a), decodeJSON(t, b))
+}
+
+func decodeJSON(t testing.TB, b []byte) any {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("decoding %s: %v", b, err)
+	}
+	if dec.More() {
+		t.Fatalf("trailing data after %s", b)
+	}
+	return v
+}
+
 var (
 	trickyRef = txlog.Ref{Collection: "sp\"ells\\", ID: "1\n\u2028\x00\xff"}
 	// trickyRefJSON is trickyRef's ref as JSON.
@@ -105,7 +131,7 @@ var (
 func TestAppendVersionShape(t *testing.T) {
 	v := &Version{Action: "update", Ref: trickyRef, Txn: bigTxn, Cursor: "Y3Vyc29y",
 		BeforeTxn: 7, Before: []byte(`{"a":1,"b":2}`), After: []byte(`{"a":2,"b":2}`), Diff: []byte(`{"a":2}`)}
-	all := DefaultFields | FieldPrev | FieldDiff
+	all := subscription.DefaultFields | subscription.FieldPrev | subscription.FieldDiff
 	got := AppendVersion(nil, v, all)
 	wantJSON(t, got, `{"type":"version","txn":9223372036854788153,"cursor":"Y3Vyc29y","event":{"action":"update",`+
 		`"document":{"ref":`+trickyRefJSON+`,"ts":9223372036854788153,"data":{"a":2,"b":2}},`+
@@ -123,7 +149,7 @@ func TestAppendVersionShape(t *testing.T) {
 		`"diff":{"ref":{"collection":"c","id":"1"},"ts":5,"data":{"a":1}},"prev":null}}`)
 	del := &Version{Action: "delete", Ref: txlog.Ref{Collection: "c", ID: "1"}, Txn: 6, Cursor: "x",
 		BeforeTxn: 5, Before: []byte(`{"a":1}`)}
-	wantJSON(t, AppendVersion(nil, del, DefaultFields|FieldPrev), `{"type":"version","txn":6,"cursor":"x","event":{"action":"delete",`+
+	wantJSON(t, AppendVersion(nil, del, subscription.DefaultFields|subscription.FieldPrev), `{"type":"version","txn":6,"cursor":"x","event":{"action":"delete",`+
 		`"document":{"ref":{"collection":"c","id":"1"},"ts":6},`+
 		`"prev":{"ref":{"collection":"c","id":"1"},"ts":5,"data":{"a":1}}}}`)
 }
@@ -133,14 +159,14 @@ func TestAppendVersionShape(t *testing.T) {
 func TestAppendVersionFields(t *testing.T) {
 	v := &Version{Action: "update", Ref: txlog.Ref{Collection: "c", ID: "1"}, Txn: 2, Cursor: "x",
 		BeforeTxn: 1, Before: []byte(`{"a":1}`), After: []byte(`{"a":2}`), Diff: []byte(`{"a":2}`)}
-	for f := Fields(0); f <= allFields; f++ {
+	for f := subscription.Fields(0); f <= allFields; f++ {
 		dst := []byte("prefix")
 		out := AppendVersion(dst, v, f)
 		if !bytes.HasPrefix(out, []byte("prefix")) {
 			t.Fatalf("%v: did not append: %s", f, out)
 		}
 		ev := checkLine(t, out[len("prefix"):])
-		want := wantKeys(f &^ FieldIndex)
+		want := wantKeys(f &^ subscription.FieldIndex)
 		if got := keysOf(ev["event"]); !slices.Equal(got, want) {
 			t.Errorf("fields %q: event keys %v, want %v", f, got, want)
 		}
@@ -152,22 +178,22 @@ func TestAppendSetShape(t *testing.T) {
 	three, _ := canonical.Parse([]byte(`3`))
 	c := &SetChange{Action: "add", Ref: trickyRef, Txn: 10, Cursor: "abc_-", Data: []byte(`{"element":"fire"}`),
 		Terms: canonical.TupleOf(fire), Values: canonical.TupleOf(three, fire)}
-	wantJSON(t, AppendSet(nil, c, DefaultFields|FieldIndex, false), `{"type":"set","txn":10,"cursor":"abc_-","event":{"action":"add",`+
+	wantJSON(t, AppendSet(nil, c, subscription.DefaultFields|subscription.FieldIndex, false), `{"type":"set","txn":10,"cursor":"abc_-","event":{"action":"add",`+
 		`"document":{"ref":`+trickyRefJSON+`,"ts":10},"index":{"terms":["fire"],"values":[3,"fire"]}}}`)
-	wantJSON(t, AppendSet(nil, c, DefaultFields, true), `{"type":"set","txn":10,"cursor":"abc_-","event":{"action":"add",`+
+	wantJSON(t, AppendSet(nil, c, subscription.DefaultFields, true), `{"type":"set","txn":10,"cursor":"abc_-","event":{"action":"add",`+
 		`"document":{"ref":`+trickyRefJSON+`,"ts":10,"data":{"element":"fire"}}}}`)
 	// A collection set's entry has empty terms and values.
 	c2 := &SetChange{Action: "remove", Ref: txlog.Ref{Collection: "c", ID: "2"}, Txn: 11, Cursor: "x"}
-	wantJSON(t, AppendSet(nil, c2, FieldIndex, true), `{"type":"set","txn":11,"cursor":"x","event":{"index":{"terms":[],"values":[]}}}`)
+	wantJSON(t, AppendSet(nil, c2, subscription.FieldIndex, true), `{"type":"set","txn":11,"cursor":"x","event":{"index":{"terms":[],"values":[]}}}`)
 
-	for f := Fields(0); f <= allFields; f++ {
+	for f := subscription.Fields(0); f <= allFields; f++ {
 		for _, withData := range []bool{false, true} {
 			ev := checkLine(t, AppendSet(nil, c, f, withData))
-			want := wantKeys(f &^ (FieldPrev | FieldDiff))
+			want := wantKeys(f &^ (subscription.FieldPrev | subscription.FieldDiff))
 			if got := keysOf(ev["event"]); !slices.Equal(got, want) {
 				t.Errorf("fields %q: event keys %v, want %v", f, got, want)
 			}
-			if f&FieldDocument != 0 {
+			if f&subscription.FieldDocument != 0 {
 				doc := ev["event"].(map[string]any)["document"]
 				wantDoc := []string{"ref", "ts"}
 				if withData {
@@ -181,13 +207,13 @@ func TestAppendSetShape(t *testing.T) {
 	}
 }
 
-func wantKeys(f Fields) []string {
-	var ks []string
-	for _, n := range fieldNames {
-		if f&n.f != 0 {
-			ks = append(ks, n.name)
-		}
+// wantKeys returns the names of the fields f, sorted: the keys an event
+// with them has.
+func wantKeys(f subscription.Fields) []string {
+	if f == 0 {
+		return nil
 	}
+	ks := strings.Split(f.String(), ",")
 	slices.Sort(ks)
 	return ks
 }
@@ -199,116 +225,25 @@ func TestAppendSnapshotShape(t *testing.T) {
 		{Ref: trickyRef, TS: 4, Data: []byte(`{}`), Terms: canonical.TupleOf(fire), Values: canonical.TupleOf(fire)},
 	}
 	// The document is always there, even when the fields leave it out.
-	wantJSON(t, AppendSnapshot(nil, 9, "", ms, FieldIndex, true, false), `{"type":"snapshot","txn":9,"event":{"data":[`+
+	wantJSON(t, AppendSnapshot(nil, 9, "", ms, subscription.FieldIndex, true, false), `{"type":"snapshot","txn":9,"event":{"data":[`+
 		`{"document":{"ref":{"collection":"c","id":"1"},"ts":3,"data":{"e":"fire"}},"index":{"terms":["fire"],"values":[]}},`+
 		`{"document":{"ref":`+trickyRefJSON+`,"ts":4,"data":{}},"index":{"terms":["fire"],"values":["fire"]}}],"last":false}}`)
-	wantJSON(t, AppendSnapshot(nil, 9, "C", ms[:1], FieldAction, false, true), `{"type":"snapshot","txn":9,"cursor":"C","event":{"data":[`+
+	wantJSON(t, AppendSnapshot(nil, 9, "C", ms[:1], subscription.FieldAction, false, true), `{"type":"snapshot","txn":9,"cursor":"C","event":{"data":[`+
 		`{"document":{"ref":{"collection":"c","id":"1"},"ts":3}}],"last":true}}`)
-	wantJSON(t, AppendSnapshot(nil, 9, "", nil, DefaultFields, false, true), `{"type":"snapshot","txn":9,"event":{"data":[],"last":true}}`)
+	wantJSON(t, AppendSnapshot(nil, 9, "", nil, subscription.DefaultFields, false, true), `{"type":"snapshot","txn":9,"event":{"data":[],"last":true}}`)
 }
 
 func TestAppendStartStatusErrorRewrite(t *testing.T) {
 	wantJSON(t, AppendStart(nil, 1700000000000000, "Y3Vy"), `{"type":"start","txn":1700000000000000,"cursor":"Y3Vy","event":1700000000000000}`)
 	wantJSON(t, AppendStart(nil, 0, ""), `{"type":"start","txn":0,"event":0}`)
 	wantJSON(t, AppendStatus(nil, bigTxn), `{"type":"status","txn":9223372036854788153}`)
-	wantJSON(t, AppendError(nil, 5, CodeHistoryUnavailable, "gone \"now\"\n\u2029", "Y3Vy"),
+	wantJSON(t, AppendError(nil, 5, subscription.CodeHistoryUnavailable, "gone \"now\"\n\u2029", "Y3Vy"),
 		`{"type":"error","txn":5,"event":{"code":"history_unavailable","description":"gone \"now\"\n\u2029","cursor":"Y3Vy"}}`)
-	wantJSON(t, AppendError(nil, 5, CodeShuttingDown, "bye", ""), `{"type":"error","txn":5,"event":{"code":"shutting_down","description":"bye"}}`)
-	wantJSON(t, AppendHistoryRewrite(nil, 8, "Y3Vy", "insert", trickyRef, 3, []byte(`{"a":1}`), DefaultFields),
+	wantJSON(t, AppendError(nil, 5, subscription.CodeShuttingDown, "bye", ""), `{"type":"error","txn":5,"event":{"code":"shutting_down","description":"bye"}}`)
+	wantJSON(t, AppendHistoryRewrite(nil, 8, "Y3Vy", "insert", trickyRef, 3, []byte(`{"a":1}`), subscription.DefaultFields),
 		`{"type":"history_rewrite","txn":8,"cursor":"Y3Vy","event":{"action":"insert","document":{"ref":`+trickyRefJSON+`,"ts":3,"data":{"a":1}}}}`)
-	wantJSON(t, AppendHistoryRewrite(nil, 8, "Y3Vy", "remove", trickyRef, 3, nil, DefaultFields|FieldDiff|FieldPrev),
+	wantJSON(t, AppendHistoryRewrite(nil, 8, "Y3Vy", "remove", trickyRef, 3, nil, subscription.DefaultFields|subscription.FieldDiff|subscription.FieldPrev),
 		`{"type":"history_rewrite","txn":8,"cursor":"Y3Vy","event":{"action":"remove","document":{"ref":`+trickyRefJSON+`,"ts":3}}}`)
-	wantJSON(t, AppendHistoryRewrite(nil, 8, "Y3Vy", "remove", trickyRef, 3, nil, FieldAction),
+	wantJSON(t, AppendHistoryRewrite(nil, 8, "Y3Vy", "remove", trickyRef, 3, nil, subscription.FieldAction),
 		`{"type":"history_rewrite","txn":8,"cursor":"Y3Vy","event":{"action":"remove"}}`)
-}
-
-func TestTypeString(t *testing.T) {
-	want := map[Type]string{TypeStart: "start", TypeSnapshot: "snapshot", TypeVersion: "version", TypeSet: "set",
-		TypeHistoryRewrite: "history_rewrite", TypeStatus: "status", TypeError: "error", 0: "Type(0)", 8: "Type(8)"}
-	for ty, s := range want {
-		if ty.String() != s {
-			t.Errorf("Type(%d).String() = %q, want %q", uint8(ty), ty.String(), s)
-		}
-	}
-}
-
-// trickyStrings exercise every branch of appendString.
-var trickyStrings = []string{
-	"",
-	"plain ascii",
-	`"quoted"`,
-	`back\slash`,
-	"\n\r\t",
-	"\b\f",
-	"\x00\x01\x07\x0b\x0e\x1b\x1f",
-	"\x7f",
-	"<html>&amp;</html>",
-	"\u2028\u2029",
-	"a\u2028b\u2029c",
-	"\u2027\u202a",
-	"\xff",
-	"a\xffb\xfe",
-	"\xc3",             // truncated two-byte sequence
-	"\xe2\x80",         // truncated U+2028
-	"\xed\xa0\x80",     // a surrogate, invalid in UTF-8
-	"\xf4\x90\x80\x80", // beyond U+10FFFF
-	"\xc0\xaf",         // overlong
-	"\ufffd",
-	"héllo wörld ✓ 😀",
-	"\U0010ffff",
-	strings.Repeat("a\"", 100),
-}
-
-// marshalNoHTML is encoding/json's encoding of s without HTML escaping,
-// which is what appendString promises to match byte for byte.
-func marshalNoHTML(t testing.TB, s string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(s); err != nil {
-		t.Fatal(err)
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-}
-
-func TestAppendStringMatchesEncodingJSON(t *testing.T) {
-	for _, s := range trickyStrings {
-		checkAppendString(t, s)
-	}
-	for c := range 256 {
-		checkAppendString(t, string([]byte{byte(c)}))
-		checkAppendString(t, fmt.Sprintf("x%cy", rune(c)))
-	}
-}
-
-func checkAppendString(t *testing.T, s string) {
-	t.Helper()
-	got := appendString([]byte("[1,"), s)
-	if !bytes.HasPrefix(got, []byte("[1,")) {
-		t.Fatalf("appendString(%q) did not append: %s", s, got)
-	}
-	got = got[3:]
-	if want := marshalNoHTML(t, s); !bytes.Equal(got, want) {
-		t.Errorf("appendString(%q) = %s, encoding/json gives %s", s, got, want)
-	}
-	// And it reads back as json.Marshal's encoding does: the string with
-	// invalid UTF-8 replaced by U+FFFD.
-	var back, viaMarshal string
-	m, err := json.Marshal(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(got, &back); err != nil {
-		t.Fatalf("appendString(%q) = %s: %v", s, got, err)
-	}
-	if err := json.Unmarshal(m, &viaMarshal); err != nil {
-		t.Fatal(err)
-	}
-	if back != viaMarshal || utf8.ValidString(s) && back != s {
-		t.Errorf("appendString(%q) reads back as %q, json.Marshal's as %q", s, back, viaMarshal)
-	}
-	if bytes.ContainsAny(got, "\r\n\u2028\u2029") {
-		t.Errorf("appendString(%q) = %q: a line break left unescaped", s, got)
-	}
 }

@@ -1,7 +1,11 @@
-package subscription
+package wire
 
 import (
+	"strconv"
+
 	"github.com/tidings/tidings/internal/canonical"
+	"github.com/tidings/tidings/internal/jsondoc"
+	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -19,7 +23,7 @@ type Version struct {
 	BeforeTxn txlog.Txn
 	Before    []byte // nil for a create
 	After     []byte // nil for a delete
-	Diff      []byte // DiffData(Before, After); needed only with FieldDiff
+	Diff      []byte // DiffData(Before, After); needed only with subscription.FieldDiff
 }
 
 // AppendVersion appends a version event with the given fields:
@@ -30,23 +34,23 @@ type Version struct {
 //	 "prev":{"ref":…,"ts":…,"data":{…}}}}
 //
 // After a delete, document has no data; before a create, prev is null.
-func AppendVersion(dst []byte, v *Version, f Fields) []byte {
-	dst = appendHead(dst, TypeVersion, v.Txn, v.Cursor)
+func AppendVersion(dst []byte, v *Version, f subscription.Fields) []byte {
+	dst = appendHead(dst, subscription.TypeVersion, v.Txn, v.Cursor)
 	dst = append(dst, `,"event":{`...)
 	n := len(dst)
-	if f&FieldAction != 0 {
+	if f&subscription.FieldAction != 0 {
 		dst = appendField(dst, n, "action")
-		dst = appendString(dst, v.Action)
+		dst = jsondoc.AppendString(dst, v.Action)
 	}
-	if f&FieldDocument != 0 {
+	if f&subscription.FieldDocument != 0 {
 		dst = appendField(dst, n, "document")
 		dst = appendDoc(dst, v.Ref, v.Txn, v.After)
 	}
-	if f&FieldDiff != 0 {
+	if f&subscription.FieldDiff != 0 {
 		dst = appendField(dst, n, "diff")
 		dst = appendDoc(dst, v.Ref, v.Txn, v.Diff)
 	}
-	if f&FieldPrev != 0 {
+	if f&subscription.FieldPrev != 0 {
 		dst = appendField(dst, n, "prev")
 		if v.Before == nil {
 			dst = append(dst, "null"...)
@@ -58,13 +62,13 @@ func AppendVersion(dst []byte, v *Version, f Fields) []byte {
 }
 
 // SetChange is the input of a set event: one document entering, leaving,
-// or (with Options.Updates) changing within a set.
+// or (with subscription.Options.Updates) changing within a set.
 type SetChange struct {
 	Action string // add, remove or update
 	Ref    txlog.Ref
 	Txn    txlog.Txn
 	Cursor string
-	Data   []byte // the document's data, for Options.Data
+	Data   []byte // the document's data, for subscription.Options.Data
 	Terms  canonical.Tuple
 	Values canonical.Tuple
 }
@@ -75,13 +79,13 @@ type SetChange struct {
 //	 "document":{"ref":…,"ts":T},"index":{"terms":[…],"values":[…]}}}
 //
 // document carries data when withData is set and the change has data.
-func AppendSet(dst []byte, c *SetChange, f Fields, withData bool) []byte {
-	dst = appendHead(dst, TypeSet, c.Txn, c.Cursor)
+func AppendSet(dst []byte, c *SetChange, f subscription.Fields, withData bool) []byte {
+	dst = appendHead(dst, subscription.TypeSet, c.Txn, c.Cursor)
 	dst = append(dst, `,"event":{`...)
 	n := len(dst)
-	if f&FieldAction != 0 {
+	if f&subscription.FieldAction != 0 {
 		dst = appendField(dst, n, "action")
-		dst = appendString(dst, c.Action)
+		dst = jsondoc.AppendString(dst, c.Action)
 	}
 	dst = appendMember(dst, n, f, c.Ref, c.Txn, c.Data, withData, c.Terms, c.Values)
 	return append(dst, "}}"...)
@@ -89,15 +93,15 @@ func AppendSet(dst []byte, c *SetChange, f Fields, withData bool) []byte {
 
 // appendMember appends the document and index fields of a set event or a
 // snapshot member.
-func appendMember(dst []byte, n int, f Fields, ref txlog.Ref, ts txlog.Txn, data []byte, withData bool, terms, values canonical.Tuple) []byte {
-	if f&FieldDocument != 0 {
+func appendMember(dst []byte, n int, f subscription.Fields, ref txlog.Ref, ts txlog.Txn, data []byte, withData bool, terms, values canonical.Tuple) []byte {
+	if f&subscription.FieldDocument != 0 {
 		dst = appendField(dst, n, "document")
 		if !withData {
 			data = nil
 		}
 		dst = appendDoc(dst, ref, ts, data)
 	}
-	if f&FieldIndex != 0 {
+	if f&subscription.FieldIndex != 0 {
 		dst = appendField(dst, n, "index")
 		dst = append(dst, `{"terms":`...)
 		dst = terms.AppendJSON(dst)
@@ -124,8 +128,8 @@ type Member struct {
 // cursor (the earlier pages have none: cursor is "").
 //
 //	{"type":"snapshot","txn":T,"cursor":"…","event":{"data":[{"document":…},…],"last":true}}
-func AppendSnapshot(dst []byte, txn txlog.Txn, cursor string, members []Member, f Fields, withData, last bool) []byte {
-	dst = appendHead(dst, TypeSnapshot, txn, cursor)
+func AppendSnapshot(dst []byte, txn txlog.Txn, cursor string, members []Member, f subscription.Fields, withData, last bool) []byte {
+	dst = appendHead(dst, subscription.TypeSnapshot, txn, cursor)
 	dst = append(dst, `,"event":{"data":[`...)
 	for i := range members {
 		m := &members[i]
@@ -133,7 +137,7 @@ func AppendSnapshot(dst []byte, txn txlog.Txn, cursor string, members []Member, 
 			dst = append(dst, ',')
 		}
 		dst = append(dst, '{')
-		dst = appendMember(dst, len(dst), f|FieldDocument, m.Ref, m.TS, m.Data, withData, m.Terms, m.Values)
+		dst = appendMember(dst, len(dst), f|subscription.FieldDocument, m.Ref, m.TS, m.Data, withData, m.Terms, m.Values)
 		dst = append(dst, '}')
 	}
 	dst = append(dst, `],"last":`...)
@@ -144,7 +148,7 @@ func AppendSnapshot(dst []byte, txn txlog.Txn, cursor string, members []Member, 
 // AppendStart appends a start event. Its event field is the start txn, as
 // in Fauna; its cursor resumes right after the start.
 func AppendStart(dst []byte, txn txlog.Txn, cursor string) []byte {
-	dst = appendHead(dst, TypeStart, txn, cursor)
+	dst = appendHead(dst, subscription.TypeStart, txn, cursor)
 	dst = append(dst, `,"event":`...)
 	dst = appendUint(dst, uint64(txn))
 	return append(dst, '}')
@@ -152,20 +156,20 @@ func AppendStart(dst []byte, txn txlog.Txn, cursor string) []byte {
 
 // AppendStatus appends a heartbeat status event with the latest txn.
 func AppendStatus(dst []byte, txn txlog.Txn) []byte {
-	dst = appendHead(dst, TypeStatus, txn, "")
+	dst = appendHead(dst, subscription.TypeStatus, txn, "")
 	return append(dst, '}')
 }
 
 // AppendError appends an error event; cursor is where to resume from.
 func AppendError(dst []byte, txn txlog.Txn, code, description, cursor string) []byte {
-	dst = appendHead(dst, TypeError, txn, "")
+	dst = appendHead(dst, subscription.TypeError, txn, "")
 	dst = append(dst, `,"event":{"code":`...)
-	dst = appendString(dst, code)
+	dst = jsondoc.AppendString(dst, code)
 	dst = append(dst, `,"description":`...)
-	dst = appendString(dst, description)
+	dst = jsondoc.AppendString(dst, description)
 	if cursor != "" {
 		dst = append(dst, `,"cursor":`...)
-		dst = appendString(dst, cursor)
+		dst = jsondoc.AppendString(dst, cursor)
 	}
 	return append(dst, "}}"...)
 }
@@ -175,24 +179,24 @@ func AppendError(dst []byte, txn txlog.Txn, code, description, cursor string) []
 //
 //	{"type":"history_rewrite","txn":T,"cursor":"…","event":{"action":"insert",
 //	 "document":{"ref":…,"ts":ts,"data":{…}}}}
-func AppendHistoryRewrite(dst []byte, txn txlog.Txn, cursor, action string, ref txlog.Ref, ts txlog.Txn, data []byte, f Fields) []byte {
-	dst = appendHead(dst, TypeHistoryRewrite, txn, cursor)
+func AppendHistoryRewrite(dst []byte, txn txlog.Txn, cursor, action string, ref txlog.Ref, ts txlog.Txn, data []byte, f subscription.Fields) []byte {
+	dst = appendHead(dst, subscription.TypeHistoryRewrite, txn, cursor)
 	dst = append(dst, `,"event":{`...)
 	n := len(dst)
-	if f&FieldAction != 0 {
+	if f&subscription.FieldAction != 0 {
 		dst = appendField(dst, n, "action")
-		dst = appendString(dst, action)
+		dst = jsondoc.AppendString(dst, action)
 	}
-	if f&FieldDocument != 0 {
+	if f&subscription.FieldDocument != 0 {
 		dst = appendField(dst, n, "document")
 		dst = appendDoc(dst, ref, ts, data)
 	}
 	return append(dst, "}}"...)
 }
 
-func appendHead(dst []byte, t Type, txn txlog.Txn, cursor string) []byte {
+func appendHead(dst []byte, t subscription.Type, txn txlog.Txn, cursor string) []byte {
 	dst = append(dst, `{"type":"`...)
-	dst = append(dst, typeNames[t]...)
+	dst = append(dst, t.String()...)
 	dst = append(dst, `","txn":`...)
 	dst = appendUint(dst, uint64(txn))
 	if cursor != "" {
@@ -217,9 +221,9 @@ func appendField(dst []byte, n int, name string) []byte {
 
 func appendDoc(dst []byte, ref txlog.Ref, ts txlog.Txn, data []byte) []byte {
 	dst = append(dst, `{"ref":{"collection":`...)
-	dst = appendString(dst, ref.Collection)
+	dst = jsondoc.AppendString(dst, ref.Collection)
 	dst = append(dst, `,"id":`...)
-	dst = appendString(dst, ref.ID)
+	dst = jsondoc.AppendString(dst, ref.ID)
 	dst = append(dst, `},"ts":`...)
 	dst = appendUint(dst, uint64(ts))
 	if data != nil {
@@ -228,6 +232,8 @@ func appendDoc(dst []byte, ref txlog.Ref, ts txlog.Txn, data []byte) []byte {
 	}
 	return append(dst, '}')
 }
+
+func appendUint(dst []byte, v uint64) []byte { return strconv.AppendUint(dst, v, 10) }
 
 func appendBool(dst []byte, b bool) []byte {
 	if b {

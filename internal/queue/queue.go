@@ -1,6 +1,13 @@
-package subscription
+// Package queue is a subscriber's bounded buffer of live events, between
+// the broker's commit path, which pushes every event for the subscriber
+// and must never block, and the subscriber, which takes them in batches.
+package queue
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/tidings/tidings/subscription"
+)
 
 // Queue is a subscriber's bounded buffer of live events: a ring of
 // pointers to shared events, bounded in events and in bytes.
@@ -15,7 +22,7 @@ import "sync"
 // lets it drain many events at once.
 type Queue struct {
 	mu         sync.Mutex
-	ring       []*Event // allocated on first push: an idle subscriber holds none
+	ring       []*subscription.Event // allocated on first push: an idle subscriber holds none
 	head, n    int
 	bytes      int
 	overflowed bool
@@ -42,7 +49,7 @@ func (q *Queue) Init(maxEvents, maxBytes int) {
 // overflowed. It reports whether e was queued, and the change in bytes
 // held (negative when an overflow released what was queued). While
 // overflowed it queues nothing.
-func (q *Queue) Push(e *Event) (queued bool, dBytes int) {
+func (q *Queue) Push(e *subscription.Event) (queued bool, dBytes int) {
 	q.mu.Lock()
 	if q.overflowed {
 		q.mu.Unlock()
@@ -75,7 +82,7 @@ func (q *Queue) Push(e *Event) (queued bool, dBytes int) {
 // grow doubles the ring, up to maxEvents, keeping the order.
 func (q *Queue) grow() {
 	size := min(max(2*len(q.ring), 8), q.maxEvents)
-	ring := make([]*Event, size)
+	ring := make([]*subscription.Event, size)
 	for i := range q.n {
 		ring[i] = q.ring[(q.head+i)%len(q.ring)]
 	}
@@ -84,7 +91,7 @@ func (q *Queue) grow() {
 
 // Take moves every queued event to dst and returns it, with whether the
 // queue has overflowed since the last Rejoin, and the bytes released.
-func (q *Queue) Take(dst []*Event) (events []*Event, overflowed bool, dBytes int) {
+func (q *Queue) Take(dst []*subscription.Event) (events []*subscription.Event, overflowed bool, dBytes int) {
 	q.mu.Lock()
 	for i := range q.n {
 		j := (q.head + i) % len(q.ring)

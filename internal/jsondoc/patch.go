@@ -1,4 +1,4 @@
-package subscription
+package jsondoc
 
 import "bytes"
 
@@ -52,12 +52,12 @@ func appendDiff(dst, prev, next []byte) ([]byte, error) {
 				continue
 			}
 			sep()
-			dst = appendString(dst, m.key)
+			dst = AppendString(dst, m.key)
 			dst = append(dst, ':')
 			dst = append(dst, sub...)
 		default:
 			sep()
-			dst = appendString(dst, m.key)
+			dst = AppendString(dst, m.key)
 			dst = append(dst, ':')
 			dst = append(dst, m.val...)
 		}
@@ -65,7 +65,7 @@ func appendDiff(dst, prev, next []byte) ([]byte, error) {
 	for _, m := range pm {
 		if _, removed := old[m.key]; removed {
 			sep()
-			dst = appendString(dst, m.key)
+			dst = AppendString(dst, m.key)
 			dst = append(dst, ":null"...)
 		}
 	}

@@ -1,19 +1,20 @@
-package subscription
+package queue
 
 import (
 	"fmt"
 	"sync"
 	"testing"
 
+	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
 
 // ev returns an event of size bytes whose txn is n.
-func ev(n, size int) *Event {
-	return &Event{Txn: txlog.Txn(n), JSON: make([]byte, size)}
+func ev(n, size int) *subscription.Event {
+	return &subscription.Event{Txn: txlog.Txn(n), JSON: make([]byte, size)}
 }
 
-func txns(es []*Event) []int {
+func txns(es []*subscription.Event) []int {
 	var ns []int
 	for _, e := range es {
 		ns = append(ns, int(e.Txn))
@@ -62,7 +63,7 @@ func TestQueueOrderAndBytes(t *testing.T) {
 func TestQueueWrapsAround(t *testing.T) {
 	q := NewQueue(64, 1<<20)
 	next, want := 0, 0
-	var got []*Event
+	var got []*subscription.Event
 	for round := range 200 {
 		for range round%13 + 1 {
 			if queued, _ := q.Push(ev(next, 1)); !queued {
@@ -279,7 +280,7 @@ func testQueueConcurrent(t *testing.T, total, maxEvents int) (received, overflow
 		}
 	})
 	var got []int
-	var batch []*Event
+	var batch []*subscription.Event
 	take := func() {
 		var overflowed bool
 		batch, overflowed, _ = q.Take(batch[:0])
