@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/tidings/tidings/internal/checkpoint"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
@@ -269,14 +270,14 @@ func runCrashChild(dir string, round int, cursors []string, rng *rand.Rand) (*cr
 			// checkpoint newer than those there now.
 			ckptDir := filepath.Join(dir, "checkpoints")
 			var newest txlog.Txn
-			if txns, _ := listCheckpoints(ckptDir); len(txns) > 0 {
+			if txns, _ := checkpoint.List(ckptDir); len(txns) > 0 {
 				newest = txns[0]
 			}
 			tmpSeen = make(chan bool, 1)
 			go func() {
 				for start := time.Now(); time.Since(start) < 50*time.Millisecond; {
-					tmps, _ := filepath.Glob(filepath.Join(ckptDir, "*"+ckptTemp))
-					txns, _ := listCheckpoints(ckptDir)
+					tmps, _ := filepath.Glob(filepath.Join(ckptDir, "*"+checkpoint.TempSuffix))
+					txns, _ := checkpoint.List(ckptDir)
 					if len(tmps) > 0 || (len(txns) > 0 && txns[0] > newest) {
 						tmpSeen <- true
 						return
@@ -824,7 +825,7 @@ func (h *crashHarness) check(round int, run *crashRun) (string, error) {
 	h.resumedEvents += n
 	h.cursors = last
 	h.childCkpts += run.ckptsOK
-	ckpts, _ := listCheckpoints(ckptDir)
+	ckpts, _ := checkpoint.List(ckptDir)
 	segs, _ := filepath.Glob(filepath.Join(h.dir, "*.seg"))
 	what := fmt.Sprintf("head %d, oldest %d, %d checkpoints (loaded one: %v), %d segments, %d temporary checkpoint files left",
 		lhead.Txn, oldest.Txn, len(ckpts), loaded, len(segs), len(tmps))

@@ -1,4 +1,4 @@
-package broker
+package checkpoint
 
 import (
 	"bufio"
@@ -12,16 +12,23 @@ import (
 )
 
 // encodeCheckpoint returns the bytes of a checkpoint of docs.
-func encodeCheckpoint(log txlog.ID, txn txlog.Txn, docs []*version) []byte {
+func encodeCheckpoint(log txlog.ID, txn txlog.Txn, docs []Doc) []byte {
 	var buf bytes.Buffer
-	cw := newCkptWriter(&buf, log, txn)
-	for _, v := range docs {
-		cw.doc(v)
+	cw := NewWriter(&buf, log, txn)
+	for _, d := range docs {
+		cw.Add(d.Ref, d.TS, d.Data)
 	}
-	if err := cw.finish(); err != nil {
+	if err := cw.Finish(); err != nil {
 		panic(err)
 	}
 	return buf.Bytes()
+}
+
+// decodeCheckpoint decodes data, collecting its documents.
+func decodeCheckpoint(data []byte) (Header, []Doc, error) {
+	var docs []Doc
+	h, err := Decode(bufio.NewReader(bytes.NewReader(data)), int64(len(data)), func(d Doc) { docs = append(docs, d) })
+	return h, docs, err
 }
 
 // FuzzDecodeCheckpoint feeds checkpoint files to the decoder, as found and
@@ -31,35 +38,35 @@ func encodeCheckpoint(log txlog.ID, txn txlog.Txn, docs []*version) []byte {
 // documents (the encoding is not canonical: a varint may be overlong).
 func FuzzDecodeCheckpoint(f *testing.F) {
 	id := txlog.NewID()
-	docs := []*version{
-		{ref: txlog.Ref{Collection: "spells", ID: "1"}, ts: 5, data: []byte(`{"element":"fire"}`)},
-		{ref: txlog.Ref{Collection: "spells", ID: "2"}, ts: 7, data: []byte(`{"element":"water","level":3}`)},
-		{ref: txlog.Ref{Collection: "wands", ID: "1"}, ts: 9, data: []byte(`{}`)},
+	docs := []Doc{
+		{Ref: txlog.Ref{Collection: "spells", ID: "1"}, TS: 5, Data: []byte(`{"element":"fire"}`)},
+		{Ref: txlog.Ref{Collection: "spells", ID: "2"}, TS: 7, Data: []byte(`{"element":"water","level":3}`)},
+		{Ref: txlog.Ref{Collection: "wands", ID: "1"}, TS: 9, Data: []byte(`{}`)},
 	}
 	f.Add(encodeCheckpoint(id, 9, docs))
 	f.Add(encodeCheckpoint(id, 1, nil))
 	f.Add(encodeCheckpoint(id, 9, docs)[:40])
-	f.Add([]byte(ckptMagic))
+	f.Add([]byte(magic))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		check := func(data []byte) {
-			c, err := decodeCheckpoint(bufio.NewReader(bytes.NewReader(data)), int64(len(data)))
+			c, docs, err := decodeCheckpoint(data)
 			if err != nil {
-				if !errors.Is(err, errCheckpointDamaged) {
+				if !errors.Is(err, ErrDamaged) {
 					t.Fatalf("an error that is not damage: %v", err)
 				}
 				return
 			}
-			again := encodeCheckpoint(c.log, c.txn, c.docs)
-			c2, err := decodeCheckpoint(bufio.NewReader(bytes.NewReader(again)), int64(len(again)))
+			again := encodeCheckpoint(c.Log, c.Txn, docs)
+			c2, docs2, err := decodeCheckpoint(again)
 			if err != nil {
 				t.Fatalf("a checkpoint encoded from decoded documents: %v", err)
 			}
-			if c2.log != c.log || c2.txn != c.txn || len(c2.docs) != len(c.docs) {
-				t.Fatalf("decoded again: %v %d %d docs, want %v %d %d", c2.log, c2.txn, len(c2.docs), c.log, c.txn, len(c.docs))
+			if c2 != c || len(docs2) != len(docs) {
+				t.Fatalf("decoded again: %v %d %d docs, want %v %d %d", c2.Log, c2.Txn, len(docs2), c.Log, c.Txn, len(docs))
 			}
-			for i, v := range c.docs {
-				w := c2.docs[i]
-				if v.ref != w.ref || v.ts != w.ts || !bytes.Equal(v.data, w.data) {
+			for i, v := range docs {
+				w := docs2[i]
+				if v.Ref != w.Ref || v.TS != w.TS || !bytes.Equal(v.Data, w.Data) {
 					t.Fatalf("document %d decoded again: %+v, want %+v", i, w, v)
 				}
 			}
