@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/internal/entrystore"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -55,7 +56,7 @@ type Broker struct {
 	// under it, Wait without it.
 	mu     sync.Mutex
 	schema index.Schema
-	store  *index.Store
+	store  *entrystore.Store
 	docs   *docTree
 	// head is the txn of the state: the last commit applied. published is
 	// the last commit delivered to subscribers, which is durable; between
@@ -68,15 +69,15 @@ type Broker struct {
 	subs        registry
 	closed      bool // no more commits or streams: Close, or a failed log
 	closeCalled bool
-	diffs       [][]index.Diff // free diff slices, reused by commits
+	diffs       [][]entrystore.Diff // free diff slices, reused by commits
 	// changeCh is closed by the next commit, for pages that wait for one.
 	changeCh chan struct{}
 
 	ckpt      *checkpointer // nil without checkpoints
 	sinceCkpt int64         // bytes written since the last checkpoint; guarded by mu
 
-	cat     atomic.Pointer[index.Catalog] // read without mu by catching-up subscribers
-	closing chan struct{}                 // closed by Close: wakes every subscriber
+	cat     atomic.Pointer[entrystore.Catalog] // read without mu by catching-up subscribers
+	closing chan struct{}                      // closed by Close: wakes every subscriber
 	stats   counters
 }
 
@@ -90,7 +91,7 @@ type Broker struct {
 // The schema is Options.Schema: give there the collections and indexes
 // that DefineCollection and DefineIndex added while running.
 func New(opt Options) (*Broker, error) {
-	cat, err := index.NewCatalog(opt.Schema)
+	cat, err := entrystore.NewCatalog(opt.Schema)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +99,7 @@ func New(opt Options) (*Broker, error) {
 		log:     opt.Log,
 		logger:  opt.Logger,
 		schema:  cloneSchema(opt.Schema),
-		store:   index.NewStore(cat),
+		store:   entrystore.NewStore(cat),
 		docs:    newDocTree(),
 		closing: make(chan struct{}),
 	}
@@ -180,12 +181,12 @@ func (b *Broker) redefine(change func(*index.Schema)) error {
 	}
 	schema := cloneSchema(b.schema)
 	change(&schema)
-	cat, err := index.NewCatalog(schema)
+	cat, err := entrystore.NewCatalog(schema)
 	if err != nil {
 		return err
 	}
-	store := index.NewStore(cat)
-	var d index.Diff
+	store := entrystore.NewStore(cat)
+	var d entrystore.Diff
 	var err2 error
 	b.docs.Ascend(func(v *version) bool {
 		if err2 = cat.Diff(&d, v.ref, nil, v.data); err2 == nil {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tidings/tidings/internal/checkpoint"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -178,18 +179,18 @@ func (b *Broker) checkpoint() (txlog.Txn, error) {
 // prune deletes all but the newest Keep checkpoints, and lets the log's
 // retention go up to the oldest one kept. Called with cp.mu held.
 func (cp *checkpointer) prune(b *Broker) {
-	txns, err := listCheckpoints(cp.opt.Dir)
+	txns, err := checkpoint.List(cp.opt.Dir)
 	if err != nil {
 		b.logger.Warn("broker: listing checkpoints", "err", err)
 		return
 	}
 	if len(txns) > cp.opt.Keep {
 		for _, txn := range txns[cp.opt.Keep:] {
-			if err := os.Remove(filepath.Join(cp.opt.Dir, ckptName(txn))); err != nil {
-				b.logger.Warn("broker: removing an old checkpoint", "checkpoint", ckptName(txn), "err", err)
+			if err := os.Remove(filepath.Join(cp.opt.Dir, checkpoint.Name(txn))); err != nil {
+				b.logger.Warn("broker: removing an old checkpoint", "checkpoint", checkpoint.Name(txn), "err", err)
 			}
 		}
-		syncDir(cp.opt.Dir)
+		checkpoint.SyncDir(cp.opt.Dir)
 		txns = txns[:cp.opt.Keep]
 	}
 	if d, ok := b.log.(txlog.Durable); ok && len(txns) > 0 {

@@ -12,7 +12,8 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/internal/checkpoint"
+	"github.com/tidings/tidings/internal/entrystore"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
@@ -91,8 +92,8 @@ func dumpState(t *testing.T, b *Broker) string {
 		targets = append(targets, must(subscription.Match("spells_by_level", l)))
 	}
 	for _, tg := range targets {
-		key := must(tg.SetKey(cat))
-		entries, _, err := b.store.Page(nil, key, index.Position{}, 1<<20)
+		key := must(setOf(cat, tg))
+		entries, _, err := b.store.Page(nil, key, entrystore.Position{}, 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,7 +219,7 @@ func TestCheckpointFallback(t *testing.T) {
 		return dir, want, cks
 	}
 	flip := func(t *testing.T, dir string, txn txlog.Txn, at float64) {
-		path := filepath.Join(dir, "checkpoints", ckptName(txn))
+		path := filepath.Join(dir, "checkpoints", checkpoint.Name(txn))
 		data, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
@@ -264,8 +265,8 @@ func TestCheckpointFallback(t *testing.T) {
 			t.Fatalf("New with nothing to rebuild from: %v, want ErrNoState", err)
 		}
 		for _, txn := range cks {
-			if !strings.Contains(err.Error(), ckptName(txn)) {
-				t.Errorf("the error does not name %s: %v", ckptName(txn), err)
+			if !strings.Contains(err.Error(), checkpoint.Name(txn)) {
+				t.Errorf("the error does not name %s: %v", checkpoint.Name(txn), err)
 			}
 		}
 		if !strings.Contains(err.Error(), "checksum") {
@@ -305,7 +306,7 @@ func TestCheckpointNotBackedByLog(t *testing.T) {
 		t.Fatalf("a checkpoint at %d ahead of the log was used (loaded %d)", ck, b.ckpt.lastTxn)
 	}
 	// It is set aside: once the log passes its txn it must not look usable.
-	if _, err := os.Stat(filepath.Join(early, "checkpoints", ckptName(ck)+ckptAside)); err != nil {
+	if _, err := os.Stat(filepath.Join(early, "checkpoints", checkpoint.Name(ck)+ckptAside)); err != nil {
 		t.Fatalf("the checkpoint ahead of the log was not set aside: %v", err)
 	}
 	for b.Head() <= ck {
@@ -362,14 +363,14 @@ func TestCheckpointEveryBytes(t *testing.T) {
 		b.ckpt.mu.Lock()
 		b.ckpt.mu.Unlock()
 	}
-	txns, err := listCheckpoints(filepath.Join(dir, "checkpoints"))
+	txns, err := checkpoint.List(filepath.Join(dir, "checkpoints"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(txns) == 0 || len(txns) > 3 {
 		t.Fatalf("%d checkpoints after ~250 KiB of writes with Every 20 KiB and Keep 3", len(txns))
 	}
-	os.WriteFile(filepath.Join(dir, "checkpoints", ckptName(b.Head()+1)+ckptTemp), []byte("half"), 0o644)
+	os.WriteFile(filepath.Join(dir, "checkpoints", checkpoint.Name(b.Head()+1)+checkpoint.TempSuffix), []byte("half"), 0o644)
 	want := dumpState(t, b)
 	b.Close()
 	b = mustCkptBroker(t, dir, txlog.FileOptions{}, CheckpointOptions{})
@@ -377,7 +378,7 @@ func TestCheckpointEveryBytes(t *testing.T) {
 	if dumpState(t, b) != want {
 		t.Fatal("state differs after the restart")
 	}
-	if tmps, _ := filepath.Glob(filepath.Join(dir, "checkpoints", "*"+ckptTemp)); len(tmps) != 0 {
+	if tmps, _ := filepath.Glob(filepath.Join(dir, "checkpoints", "*"+checkpoint.TempSuffix)); len(tmps) != 0 {
 		t.Fatalf("temporary files left: %v", tmps)
 	}
 }
@@ -392,18 +393,18 @@ func TestCheckpointInterval(t *testing.T) {
 		mustCommit(t, b, func(tx *Tx) error { return tx.Create(spell("1"), []byte(`{"element":"fire"}`)) })
 		time.Sleep(59 * time.Second)
 		synctest.Wait()
-		if n := len(must(listCheckpoints(filepath.Join(dir, "checkpoints")))); n != 0 {
+		if n := len(must(checkpoint.List(filepath.Join(dir, "checkpoints")))); n != 0 {
 			t.Fatalf("%d checkpoints before the interval", n)
 		}
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		txns := must(listCheckpoints(filepath.Join(dir, "checkpoints")))
+		txns := must(checkpoint.List(filepath.Join(dir, "checkpoints")))
 		if len(txns) != 1 || txns[0] != b.Head() {
 			t.Fatalf("checkpoints %v after the interval, want one at %d", txns, b.Head())
 		}
 		time.Sleep(5 * time.Minute) // nothing committed: nothing written
 		synctest.Wait()
-		if n := len(must(listCheckpoints(filepath.Join(dir, "checkpoints")))); n != 1 {
+		if n := len(must(checkpoint.List(filepath.Join(dir, "checkpoints")))); n != 1 {
 			t.Fatalf("%d checkpoints after idle intervals, want 1", n)
 		}
 	})

@@ -3,7 +3,7 @@ package broker
 import (
 	"fmt"
 
-	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/internal/entrystore"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -11,9 +11,9 @@ import (
 // not yet made durable: its events wait here, in txn order.
 type pendingCommit struct {
 	txn   txlog.Txn
-	cat   *index.Catalog
+	cat   *entrystore.Catalog
 	ws    []txlog.Write
-	diffs []index.Diff
+	diffs []entrystore.Diff
 }
 
 // commit appends ws, applies it and delivers it. Called with mu held; it
@@ -35,7 +35,7 @@ type pendingCommit struct {
 // commit that a crash could undo, and its cursors always resume. What
 // reads the state before delivery (a new subscription, Get, a checkpoint)
 // waits for the state's txn to be delivered before using it.
-func (b *Broker) commit(cat *index.Catalog, ws []txlog.Write) (txlog.Txn, error) {
+func (b *Broker) commit(cat *entrystore.Catalog, ws []txlog.Write) (txlog.Txn, error) {
 	// Diff every write before anything is appended, so that a write the
 	// indexes refuse (too many entries) rolls the whole transaction back.
 	diffs := b.takeDiffs(len(ws))
@@ -68,7 +68,7 @@ func (b *Broker) commit(cat *index.Catalog, ws []txlog.Write) (txlog.Txn, error)
 }
 
 // apply makes a commit the state. Called with mu held.
-func (b *Broker) apply(txn txlog.Txn, ws []txlog.Write, diffs []index.Diff) {
+func (b *Broker) apply(txn txlog.Txn, ws []txlog.Write, diffs []entrystore.Diff) {
 	for i := range ws {
 		w := &ws[i]
 		if w.Action == txlog.ActionRewrite {
@@ -109,7 +109,7 @@ func (b *Broker) deliverUpTo(txn txlog.Txn) {
 }
 
 // deliver publishes one durable commit. Called with mu held.
-func (b *Broker) deliver(txn txlog.Txn, cat *index.Catalog, ws []txlog.Write, diffs []index.Diff) {
+func (b *Broker) deliver(txn txlog.Txn, cat *entrystore.Catalog, ws []txlog.Write, diffs []entrystore.Diff) {
 	b.published = txn
 	b.stats.commits.Add(1)
 	b.publish(cat, txlog.Record{Txn: txn, Writes: ws}, diffs)
@@ -163,7 +163,7 @@ func (b *Broker) logFailed(err error) {
 // takeDiffs returns a diff slice of n, reused from a finished commit where
 // possible: a Diff keeps its buffers from one use to the next. Called with
 // mu held.
-func (b *Broker) takeDiffs(n int) []index.Diff {
+func (b *Broker) takeDiffs(n int) []entrystore.Diff {
 	if k := len(b.diffs); k > 0 {
 		d := b.diffs[k-1]
 		b.diffs[k-1] = nil
@@ -172,11 +172,11 @@ func (b *Broker) takeDiffs(n int) []index.Diff {
 			return d[:n]
 		}
 	}
-	return make([]index.Diff, n)
+	return make([]entrystore.Diff, n)
 }
 
 // putDiffs keeps a diff slice for a later commit. Called with mu held.
-func (b *Broker) putDiffs(d []index.Diff) {
+func (b *Broker) putDiffs(d []entrystore.Diff) {
 	if len(b.diffs) < 64 {
 		b.diffs = append(b.diffs, d[:cap(d)])
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tidings/tidings/internal/checkpoint"
 	"github.com/tidings/tidings/internal/crashtest"
 	"github.com/tidings/tidings/txlog"
 )
@@ -234,15 +235,15 @@ func runCrashChild(dir string, round int, cursors []string, rng *rand.Rand) (*cr
 			// appears, or after 50ms without it.
 			ckptDir := filepath.Join(dir, "checkpoints")
 			var newest txlog.Txn
-			if txns, _ := listCheckpoints(ckptDir); len(txns) > 0 {
+			if txns, _ := checkpoint.List(ckptDir); len(txns) > 0 {
 				newest = txns[0]
 			}
 			tmpWatch = make(chan struct{})
 			go func() {
 				defer close(tmpWatch)
 				for start := time.Now(); time.Since(start) < 50*time.Millisecond; {
-					tmps, _ := filepath.Glob(filepath.Join(ckptDir, "*"+ckptTemp))
-					txns, _ := listCheckpoints(ckptDir)
+					tmps, _ := filepath.Glob(filepath.Join(ckptDir, "*"+checkpoint.TempSuffix))
+					txns, _ := checkpoint.List(ckptDir)
 					if len(tmps) > 0 || (len(txns) > 0 && txns[0] > newest) {
 						return
 					}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/tidings/tidings/internal/checkpoint"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -322,7 +323,7 @@ func (h *crashHarness) check(round int, run *crashRun) (string, error) {
 
 	h.cursors = r.last
 	h.childCkpts += run.ckptsOK
-	ckpts, _ := listCheckpoints(ckptDir)
+	ckpts, _ := checkpoint.List(ckptDir)
 	segs, _ := filepath.Glob(filepath.Join(h.dir, "*.seg"))
 	what := fmt.Sprintf("head %d, oldest %d, %d checkpoints (loaded one: %v), %d segments, %d temporary checkpoint files left",
 		r.head.Txn, r.oldest.Txn, len(ckpts), strings.Contains(r.said, crashLoadedMsg), len(segs), len(r.tmps))

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/internal/jsondoc"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
@@ -22,7 +23,7 @@ var (
 	// document stream (without a cursor) on a missing document, as Fauna.
 	ErrNotFound = errors.New("broker: document not found")
 	// ErrNotObject: a document's data that is not a JSON object.
-	ErrNotObject = subscription.ErrNotObject
+	ErrNotObject = jsondoc.ErrNotObject
 	// ErrUnknownCollection: a write to, or a set of, a collection the
 	// schema does not declare.
 	ErrUnknownCollection = index.ErrUnknownCollection

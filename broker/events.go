@@ -1,7 +1,10 @@
 package broker
 
 import (
-	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/internal/canonical"
+	"github.com/tidings/tidings/internal/entrystore"
+	"github.com/tidings/tidings/internal/jsondoc"
+	"github.com/tidings/tidings/internal/wire"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
@@ -11,7 +14,7 @@ import (
 // events, so the broker encodes each event once per variant.
 type spec struct {
 	target  subscription.Target
-	key     index.SetKey // set targets
+	key     entrystore.SetKey // set targets
 	fields  subscription.Fields
 	data    bool // set events carry the document's data
 	updates bool // set streams receive update events
@@ -35,25 +38,25 @@ func (s *spec) variant() uint8 {
 // the log builds one per write it reads. Both go through the same code, so
 // an event read from the log is byte for byte the event delivered live.
 type writeEvents struct {
-	cat     *index.Catalog
+	cat     *entrystore.Catalog
 	log     txlog.ID
 	txn     txlog.Txn
 	op      int
 	w       *txlog.Write
-	changes []index.Change // the write's membership changes; nil for a rewrite
+	changes []entrystore.Change // the write's membership changes; nil for a rewrite
 
 	diff    []byte // DiffData(before, after), computed on first need
-	members []index.SetKey
+	members []entrystore.SetKey
 	cache   []cachedEvents
 }
 
 type cachedEvents struct {
-	set     index.SetKey // the zero key for the document
+	set     entrystore.SetKey // the zero key for the document
 	variant uint8
 	events  []*subscription.Event
 }
 
-func (we *writeEvents) lookup(set index.SetKey, variant uint8) ([]*subscription.Event, bool) {
+func (we *writeEvents) lookup(set entrystore.SetKey, variant uint8) ([]*subscription.Event, bool) {
 	for i := range we.cache {
 		if c := &we.cache[i]; c.set == set && c.variant == variant {
 			return c.events, true
@@ -70,7 +73,7 @@ func (we *writeEvents) cursor(seq uint32) txlog.Cursor {
 // version event, or a history_rewrite.
 func (we *writeEvents) docEvents(s *spec) []*subscription.Event {
 	v := s.variant()
-	if evs, ok := we.lookup(index.SetKey{}, v); ok {
+	if evs, ok := we.lookup(entrystore.SetKey{}, v); ok {
 		return evs
 	}
 	w := we.w
@@ -81,24 +84,24 @@ func (we *writeEvents) docEvents(s *spec) []*subscription.Event {
 		if w.After == nil {
 			e.Action = "remove"
 		}
-		e.JSON = subscription.AppendHistoryRewrite(nil, we.txn, e.CursorText, e.Action, w.Ref, w.BeforeTxn, w.After, s.fields)
+		e.JSON = wire.AppendHistoryRewrite(nil, we.txn, e.CursorText, e.Action, w.Ref, w.BeforeTxn, w.After, s.fields)
 	} else {
 		e.Type, e.Action = subscription.TypeVersion, w.Action.String()
-		ver := subscription.Version{Action: e.Action, Ref: w.Ref, Txn: we.txn, Cursor: e.CursorText,
+		ver := wire.Version{Action: e.Action, Ref: w.Ref, Txn: we.txn, Cursor: e.CursorText,
 			BeforeTxn: w.BeforeTxn, Before: w.Before, After: w.After}
 		if s.fields&subscription.FieldDiff != 0 {
 			ver.Diff = we.dataDiff()
 		}
-		e.JSON = subscription.AppendVersion(nil, &ver, s.fields)
+		e.JSON = wire.AppendVersion(nil, &ver, s.fields)
 	}
 	evs := []*subscription.Event{e}
-	we.cache = append(we.cache, cachedEvents{index.SetKey{}, v, evs})
+	we.cache = append(we.cache, cachedEvents{entrystore.SetKey{}, v, evs})
 	return evs
 }
 
 func (we *writeEvents) dataDiff() []byte {
 	if we.diff == nil {
-		d, err := subscription.DiffData(we.w.Before, we.w.After)
+		d, err := jsondoc.DiffData(we.w.Before, we.w.After)
 		if err != nil {
 			// Images in the log were checked as JSON objects on commit.
 			d = []byte("{}")
@@ -127,7 +130,7 @@ func (we *writeEvents) setEvents(s *spec) []*subscription.Event {
 			continue
 		}
 		action, data := "add", we.w.After
-		if c.Action == index.Remove {
+		if c.Action == entrystore.Remove {
 			action = "remove"
 			if data == nil {
 				data = we.w.Before
@@ -143,19 +146,19 @@ func (we *writeEvents) setEvents(s *spec) []*subscription.Event {
 	return evs
 }
 
-func (we *writeEvents) setEvent(s *spec, seq uint32, action string, data []byte, terms, values index.Tuple) *subscription.Event {
+func (we *writeEvents) setEvent(s *spec, seq uint32, action string, data []byte, terms, values canonical.Tuple) *subscription.Event {
 	c := we.cursor(seq)
 	text := c.String()
-	ch := subscription.SetChange{Action: action, Ref: we.w.Ref, Txn: we.txn, Cursor: text,
+	ch := wire.SetChange{Action: action, Ref: we.w.Ref, Txn: we.txn, Cursor: text,
 		Data: data, Terms: terms, Values: values}
 	return &subscription.Event{Type: subscription.TypeSet, Txn: we.txn, Cursor: c, CursorText: text, Action: action,
-		JSON: subscription.AppendSet(nil, &ch, s.fields, s.data)}
+		JSON: wire.AppendSet(nil, &ch, s.fields, s.data)}
 }
 
 // memberSets returns the sets the document is in after the write: its
 // collection and every index set of its entries. Only update events need
 // it, and only when someone asked for them.
-func (we *writeEvents) memberSets() []index.SetKey {
+func (we *writeEvents) memberSets() []entrystore.SetKey {
 	if we.members != nil || we.w.After == nil {
 		return we.members
 	}
@@ -172,7 +175,7 @@ func (we *writeEvents) memberSets() []index.SetKey {
 			continue
 		}
 		for _, e := range entries {
-			k, err := we.cat.MatchSet(def.Name, e.Terms.Values()...)
+			k, err := we.cat.MatchTerms(def.Name, e.Terms)
 			if err == nil && !containsKey(we.members, k) {
 				we.members = append(we.members, k)
 			}
@@ -181,25 +184,25 @@ func (we *writeEvents) memberSets() []index.SetKey {
 	return we.members
 }
 
-func (we *writeEvents) isMember(k index.SetKey) bool { return containsKey(we.memberSets(), k) }
+func (we *writeEvents) isMember(k entrystore.SetKey) bool { return containsKey(we.memberSets(), k) }
 
 // entryOf returns the terms and values of the document's first entry in
 // the set k after the write (a collection set has none).
-func (we *writeEvents) entryOf(k index.SetKey) (terms, values index.Tuple) {
-	if k.Kind() != index.SetIndex {
-		return index.Tuple{}, index.Tuple{}
+func (we *writeEvents) entryOf(k entrystore.SetKey) (terms, values canonical.Tuple) {
+	if k.Kind() != entrystore.SetIndex {
+		return "", ""
 	}
 	entries, _ := we.cat.Entries(k.Name(), we.w.Ref, we.w.After)
 	for _, e := range entries {
-		if mk, err := we.cat.MatchSet(k.Name(), e.Terms.Values()...); err == nil && mk == k {
+		if mk, err := we.cat.MatchTerms(k.Name(), e.Terms); err == nil && mk == k {
 			return e.Terms, e.Values
 		}
 	}
-	return index.Tuple{}, index.Tuple{}
+	return "", ""
 }
 
 // changedSets reports whether the write changed k's membership.
-func (we *writeEvents) changedSet(k index.SetKey) bool {
+func (we *writeEvents) changedSet(k entrystore.SetKey) bool {
 	for i := range we.changes {
 		if we.changes[i].Set == k {
 			return true
@@ -208,7 +211,7 @@ func (we *writeEvents) changedSet(k index.SetKey) bool {
 	return false
 }
 
-func containsKey(ks []index.SetKey, k index.SetKey) bool {
+func containsKey(ks []entrystore.SetKey, k entrystore.SetKey) bool {
 	for _, x := range ks {
 		if x == k {
 			return true
@@ -233,7 +236,7 @@ func (we *writeEvents) eventsFor(s *spec) []*subscription.Event {
 }
 
 // collectionOf returns the collection whose documents a set spec follows.
-func collectionOf(cat *index.Catalog, s *spec) string {
+func collectionOf(cat *entrystore.Catalog, s *spec) string {
 	if s.target.Kind == subscription.KindCollection {
 		return s.target.Collection
 	}

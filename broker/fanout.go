@@ -1,7 +1,7 @@
 package broker
 
 import (
-	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/internal/entrystore"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
@@ -12,7 +12,7 @@ import (
 // how many unrelated subscriptions exist. Guarded by Broker.mu.
 type registry struct {
 	docs    map[txlog.Ref]*subList
-	sets    index.SetMap[*subList]
+	sets    entrystore.SetMap[*subList]
 	updates map[string]int // collection → subscribers asking for update events
 }
 
@@ -25,7 +25,7 @@ func (r *registry) init() {
 	r.updates = map[string]int{}
 }
 
-func (r *registry) add(s *subscriber, cat *index.Catalog) {
+func (r *registry) add(s *subscriber, cat *entrystore.Catalog) {
 	var l *subList
 	if s.spec.target.Kind == subscription.KindDocument {
 		if l = r.docs[s.spec.target.Ref]; l == nil {
@@ -98,7 +98,7 @@ func (r *registry) each(fn func(*subscriber)) {
 // Each event is encoded once per write and variant, and the same *Event is
 // pushed to every subscriber of that variant (Guarantee 8 in the package
 // doc).
-func (b *Broker) publish(cat *index.Catalog, rec txlog.Record, diffs []index.Diff) {
+func (b *Broker) publish(cat *entrystore.Catalog, rec txlog.Record, diffs []entrystore.Diff) {
 	if len(b.subs.docs) == 0 && b.subs.sets.Len() == 0 {
 		return
 	}
@@ -153,7 +153,7 @@ func (b *Broker) publish(cat *index.Catalog, rec txlog.Record, diffs []index.Dif
 }
 
 // firstChange reports whether no change before this one is for set k.
-func firstChange(before []index.Change, k index.SetKey) bool {
+func firstChange(before []entrystore.Change, k entrystore.SetKey) bool {
 	for i := range before {
 		if before[i].Set == k {
 			return false

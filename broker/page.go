@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/internal/entrystore"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
@@ -43,7 +43,7 @@ func (b *Broker) ReadPage(ctx context.Context, target subscription.Target, opt s
 	}
 	cat := b.cat.Load()
 	if target.IsSet() {
-		if sp.key, err = target.SetKey(cat); err != nil {
+		if sp.key, err = setOf(cat, target); err != nil {
 			b.mu.Unlock()
 			return Page{}, err
 		}
@@ -77,13 +77,13 @@ func (b *Broker) ReadPage(ctx context.Context, target subscription.Target, opt s
 }
 
 // readPage reads one page from the log.
-func (b *Broker) readPage(cat *index.Catalog, sp *spec, after txlog.Cursor, n int) (Page, error) {
+func (b *Broker) readPage(cat *entrystore.Catalog, sp *spec, after txlog.Cursor, n int) (Page, error) {
 	if err := b.checkResume(after); err != nil {
 		return Page{}, err
 	}
 	p := Page{Cursor: after}
 	from := before(after.Pos)
-	var d index.Diff
+	var d entrystore.Diff
 	for rec, err := range b.log.Read(txlog.Cursor{Log: after.Log, Pos: from}) {
 		if err != nil {
 			return Page{}, err

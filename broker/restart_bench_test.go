@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/internal/checkpoint"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -126,7 +127,7 @@ func buildRestartState(b *testing.B, dir string, rev int) *restartState {
 
 // ckptFile is the path of the k-th checkpoint.
 func (st *restartState) ckptFile(k int) string {
-	return filepath.Join(st.dir, "checkpoints", ckptName(st.ckpts[k]))
+	return filepath.Join(st.dir, "checkpoints", checkpoint.Name(st.ckpts[k]))
 }
 
 // openRestart opens the log in dir and a broker on it.
@@ -285,7 +286,7 @@ func BenchmarkRestartHistory(b *testing.B) {
 	if err := os.Mkdir(older, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	if err := os.Link(st.ckptFile(0), filepath.Join(older, ckptName(st.ckpts[0]))); err != nil {
+	if err := os.Link(st.ckptFile(0), filepath.Join(older, checkpoint.Name(st.ckpts[0]))); err != nil {
 		b.Fatal(err)
 	}
 	for _, v := range []restartVariant{
@@ -377,6 +378,6 @@ func BenchmarkCheckpointWrite(b *testing.B) {
 		}
 		b.ReportMetric(took.Seconds()/float64(n), "s/checkpoint")
 		b.ReportMetric(allocd/float64(n)/(1<<20), "MiB-alloc")
-		b.ReportMetric(mib(fileBytes(b, filepath.Join(st.dir, "checkpoints", ckptName(br.Head())))), "MiB-ckpt")
+		b.ReportMetric(mib(fileBytes(b, filepath.Join(st.dir, "checkpoints", checkpoint.Name(br.Head())))), "MiB-ckpt")
 	})
 }

@@ -11,7 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/internal/checkpoint"
+	"github.com/tidings/tidings/internal/entrystore"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -30,12 +31,12 @@ func (b *Broker) loadState() error {
 	var tried []string
 	if cp != nil {
 		// A checkpoint write that a crash interrupted left a temporary file.
-		if tmps, _ := filepath.Glob(filepath.Join(cp.opt.Dir, ckptPrefix+"*"+ckptTemp)); len(tmps) > 0 {
+		if tmps, _ := filepath.Glob(filepath.Join(cp.opt.Dir, checkpoint.Prefix+"*"+checkpoint.TempSuffix)); len(tmps) > 0 {
 			for _, t := range tmps {
 				os.Remove(t)
 			}
 		}
-		txns, err := listCheckpoints(cp.opt.Dir)
+		txns, err := checkpoint.List(cp.opt.Dir)
 		if err != nil {
 			return fmt.Errorf("broker: listing checkpoints: %w", err)
 		}
@@ -45,12 +46,12 @@ func (b *Broker) loadState() error {
 				cp.lastTxn = txn
 				break
 			}
-			b.logger.Warn("broker: skipping a checkpoint", "checkpoint", ckptName(txn), "err", err)
-			tried = append(tried, fmt.Sprintf("%s: %v", ckptName(txn), err))
+			b.logger.Warn("broker: skipping a checkpoint", "checkpoint", checkpoint.Name(txn), "err", err)
+			tried = append(tried, fmt.Sprintf("%s: %v", checkpoint.Name(txn), err))
 			if errors.Is(err, errAheadOfLog) {
 				// Set it aside: once the log's head passes its txn it would
 				// look usable, though the log's history no longer matches it.
-				path := filepath.Join(cp.opt.Dir, ckptName(txn))
+				path := filepath.Join(cp.opt.Dir, checkpoint.Name(txn))
 				if err := os.Rename(path, path+ckptAside); err != nil {
 					return fmt.Errorf("broker: setting aside a checkpoint ahead of the log: %w", err)
 				}
@@ -100,18 +101,18 @@ const ckptAside = ".ahead"
 // if it is whole and fits the log: of this log, not ahead of its head, and
 // not older than what the log still holds.
 func (b *Broker) loadCheckpoint(txn txlog.Txn) error {
-	c, err := readCheckpoint(filepath.Join(b.ckpt.opt.Dir, ckptName(txn)))
+	c, err := readCheckpoint(filepath.Join(b.ckpt.opt.Dir, checkpoint.Name(txn)))
 	if err != nil {
 		return err
 	}
 	switch {
 	case c.txn != txn:
-		return fmt.Errorf("%w: the file holds txn %d", errCheckpointDamaged, c.txn)
+		return fmt.Errorf("%w: the file holds txn %d", checkpoint.ErrDamaged, c.txn)
 	case c.log != b.log.ID():
 		return fmt.Errorf("a checkpoint of another log (%s, this one is %s)", c.log, b.log.ID())
 	case txn > b.log.Head().Txn:
 		return fmt.Errorf("%w, whose head is txn %d: the log lost records the checkpoint saw (set aside as %s)",
-			errAheadOfLog, b.log.Head().Txn, ckptName(txn)+ckptAside)
+			errAheadOfLog, b.log.Head().Txn, checkpoint.Name(txn)+ckptAside)
 	case b.log.Oldest().Txn > txn:
 		return fmt.Errorf("older than the log, which has dropped the records up to txn %d", b.log.Oldest().Txn)
 	}
@@ -120,7 +121,7 @@ func (b *Broker) loadCheckpoint(txn txlog.Txn) error {
 		docs.ReplaceOrInsert(v)
 	}
 	b.docs, b.head = docs, txn
-	b.logger.Info("broker: state loaded from a checkpoint", "checkpoint", ckptName(txn), "documents", len(c.docs))
+	b.logger.Info("broker: state loaded from a checkpoint", "checkpoint", checkpoint.Name(txn), "documents", len(c.docs))
 	return nil
 }
 
@@ -164,7 +165,7 @@ func (b *Broker) replay() (int, error) {
 
 // buildIndexes builds the index store of the documents, at the head:
 // diffs computed in parallel over slices of the documents, entries sorted
-// and inserted in order (index.Bulk).
+// and inserted in order (entrystore.Bulk).
 func (b *Broker) buildIndexes() error {
 	cat := b.cat.Load()
 	vs := make([]*version, 0, b.docs.Len())
@@ -173,14 +174,14 @@ func (b *Broker) buildIndexes() error {
 		return true
 	})
 	workers := max(1, min(runtime.GOMAXPROCS(0), len(vs)/8192))
-	bulks := make([]*index.Bulk, workers)
+	bulks := make([]*entrystore.Bulk, workers)
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		part := vs[w*len(vs)/workers : (w+1)*len(vs)/workers]
-		bulks[w] = index.NewBulk(cat)
+		bulks[w] = entrystore.NewBulk(cat)
 		wg.Go(func() {
-			var d index.Diff
+			var d entrystore.Diff
 			for _, v := range part {
 				err := cat.Diff(&d, v.ref, nil, v.data)
 				if err == nil {

@@ -9,7 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/internal/entrystore"
+	"github.com/tidings/tidings/internal/queue"
+	"github.com/tidings/tidings/internal/wire"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
@@ -17,7 +19,7 @@ import (
 // subscriber is a subscription as the broker's registry sees it.
 type subscriber struct {
 	spec       spec
-	q          subscription.Queue
+	q          queue.Queue
 	slot       int    // index in its subList; guarded by Broker.mu
 	collection string // for the registry's update count
 }
@@ -36,14 +38,14 @@ type Subscription struct {
 	startCursor txlog.Cursor
 
 	// The snapshot, when asked for: the state at the start txn.
-	doc   *version        // a document stream's document
-	sets  *index.Snapshot // a set stream's members
-	docs  *docTree        // and their versions
-	pos   txlog.Cursor    // the last event delivered (consumer only)
-	stop  func() bool     // stops the context's AfterFunc
-	once  sync.Once       // Close
-	done  chan struct{}   // closed by Close
-	used  atomic.Bool     // Events was called
+	doc   *version             // a document stream's document
+	sets  *entrystore.Snapshot // a set stream's members
+	docs  *docTree             // and their versions
+	pos   txlog.Cursor         // the last event delivered (consumer only)
+	stop  func() bool          // stops the context's AfterFunc
+	once  sync.Once            // Close
+	done  chan struct{}        // closed by Close
+	used  atomic.Bool          // Events was called
 	batch []*subscription.Event
 	// delivered counts events handed over since the last addition to the
 	// broker's shared counter: added once per wait, not per event, because
@@ -105,7 +107,7 @@ func (b *Broker) Subscribe(ctx context.Context, target subscription.Target, opt 
 			return nil, fmt.Errorf("%w: %w", subscription.ErrInvalidTarget, err)
 		}
 	case subscription.KindCollection, subscription.KindIndex:
-		if s.sub.spec.key, err = target.SetKey(cat); err != nil {
+		if s.sub.spec.key, err = setOf(cat, target); err != nil {
 			b.mu.Unlock()
 			return nil, err
 		}
@@ -159,7 +161,7 @@ func (b *Broker) Subscribe(ctx context.Context, target subscription.Target, opt 
 	if !s.withheld {
 		s.start.Cursor, s.start.CursorText = s.pos, s.pos.String()
 	}
-	s.start.JSON = subscription.AppendStart(nil, startTxn, s.start.CursorText)
+	s.start.JSON = wire.AppendStart(nil, startTxn, s.start.CursorText)
 	// The AfterFunc may run at once (ctx is done already) and before
 	// s.stop is set: it releases without touching s.stop.
 	s.stop = context.AfterFunc(ctx, func() { s.once.Do(s.release) })
@@ -329,7 +331,7 @@ func (s *Subscription) run(k *sink) {
 			case <-s.sub.q.Wake():
 			case <-beat:
 				st := subscription.Event{Type: subscription.TypeStatus, Txn: b.Head()}
-				st.JSON = subscription.AppendStatus(nil, st.Txn)
+				st.JSON = wire.AppendStatus(nil, st.Txn)
 				if !s.deliver(k, &st) || !k.flush() {
 					return
 				}
@@ -394,7 +396,7 @@ func (s *Subscription) fail(k *sink, code, description string) {
 	if s.pos != (txlog.Cursor{}) && !s.withheld {
 		cursor = s.pos.String()
 	}
-	e.JSON = subscription.AppendError(nil, e.Txn, code, description, cursor)
+	e.JSON = wire.AppendError(nil, e.Txn, code, description, cursor)
 	if s.deliver(k, &e) {
 		k.flush()
 	}
@@ -409,7 +411,7 @@ func (s *Subscription) catchUp(k *sink) bool {
 	b.stats.catchingUp.Add(1)
 	defer b.stats.catchingUp.Add(-1)
 	from := before(s.pos.Pos)
-	var d index.Diff // reused from write to write: see index.Diff
+	var d entrystore.Diff // reused from write to write: see entrystore.Diff
 	for {
 		cat := b.cat.Load()
 		for rec, err := range b.log.Read(txlog.Cursor{Log: s.pos.Log, Pos: from}) {
@@ -508,13 +510,13 @@ func before(p txlog.Pos) txlog.Pos {
 
 // snapshotPage delivers one page of the snapshot. The last page carries
 // the start cursor, withheld until then.
-func (s *Subscription) snapshotPage(k *sink, ms []subscription.Member, f subscription.Fields, withData, last bool) bool {
+func (s *Subscription) snapshotPage(k *sink, ms []wire.Member, f subscription.Fields, withData, last bool) bool {
 	e := subscription.Event{Type: subscription.TypeSnapshot, Txn: s.start.Txn}
 	if last {
 		e.Action = subscription.ActionLastPage
 		e.Cursor, e.CursorText = s.startCursor, s.startCursor.String()
 	}
-	e.JSON = subscription.AppendSnapshot(nil, e.Txn, e.CursorText, ms, f, withData, last)
+	e.JSON = wire.AppendSnapshot(nil, e.Txn, e.CursorText, ms, f, withData, last)
 	if !s.deliver(k, &e) {
 		return false
 	}
@@ -531,13 +533,13 @@ func (s *Subscription) snapshot(k *sink) bool {
 	}
 	f := s.opt.Fields
 	if s.sub.spec.target.Kind == subscription.KindDocument {
-		ms := []subscription.Member{{Ref: s.doc.ref, TS: s.doc.ts, Data: s.doc.data}}
+		ms := []wire.Member{{Ref: s.doc.ref, TS: s.doc.ts, Data: s.doc.data}}
 		return s.snapshotPage(k, ms, f&^subscription.FieldIndex|subscription.FieldDocument, true, true)
 	}
 	f = f | subscription.FieldDocument
-	var pos index.Position
-	var entries []index.Entry
-	members := make([]subscription.Member, 0, s.opt.SnapshotPageSize)
+	var pos entrystore.Position
+	var entries []entrystore.Entry
+	members := make([]wire.Member, 0, s.opt.SnapshotPageSize)
 	for {
 		var more bool
 		var err error
@@ -548,7 +550,7 @@ func (s *Subscription) snapshot(k *sink) bool {
 		}
 		members = members[:0]
 		for _, e := range entries {
-			m := subscription.Member{Ref: e.Ref, Terms: e.Terms, Values: e.Values}
+			m := wire.Member{Ref: e.Ref, Terms: e.Terms, Values: e.Values}
 			if v := getVersion(s.docs, e.Ref); v != nil {
 				m.TS, m.Data = v.ts, v.data
 			}

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/tidings/tidings/index"
-	"github.com/tidings/tidings/subscription"
+	"github.com/tidings/tidings/internal/entrystore"
+	"github.com/tidings/tidings/internal/jsondoc"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -20,7 +20,7 @@ import (
 // A Tx is valid only inside the function given to Commit, on its goroutine.
 type Tx struct {
 	b      *Broker
-	cat    *index.Catalog
+	cat    *entrystore.Catalog
 	writes map[txlog.Ref]*txWrite
 	order  []txlog.Ref
 }
@@ -131,7 +131,7 @@ func (tx *Tx) check(op string, ref txlog.Ref, data []byte, needData bool) ([]byt
 	if !needData {
 		return nil, nil
 	}
-	c, err := subscription.CompactObject(data)
+	c, err := jsondoc.CompactObject(data)
 	if err != nil {
 		return nil, &WriteError{Op: op, Ref: ref, Err: err}
 	}
@@ -190,7 +190,7 @@ func (tx *Tx) Update(ref txlog.Ref, patch []byte) error {
 	if !ok {
 		return &WriteError{Op: "update", Ref: ref, Err: ErrNotFound}
 	}
-	merged, err := subscription.MergePatch(cur, c)
+	merged, err := jsondoc.MergePatch(cur, c)
 	if err != nil {
 		return &WriteError{Op: "update", Ref: ref, Err: err}
 	}

@@ -1,14 +1,23 @@
-// Package index defines indexes over a collection's documents, extracts
-// their entries, computes the membership diff of each write, and keeps
-// every set's members ordered for snapshots and paging.
+// Package index is the vocabulary of indexes: the Schema an application
+// declares (its collections and index Definitions), the rules by which a
+// document's fields become index entries, and the JSON Values that terms
+// are matched on and ordered by. The broker takes a Schema
+// (broker.Options.Schema, Broker.DefineIndex); a subscription matches an
+// index on terms (subscription.Match), given as Go values or Values.
 //
 // # Definitions
 //
 // A Schema declares collections and index Definitions: {Name, Collection,
 // Terms, Values}, where terms and values are field paths into a document's
-// data ("element", "stats.level"; see ParsePath). NewCatalog validates it
+// data ("element", "stats.level"; see ParsePath). The broker validates it
 // (empty or malformed paths, invalid or duplicate names, an index on an
-// undeclared collection) and compiles it into an immutable Catalog.
+// undeclared collection) with errors wrapping this package's sentinels.
+//
+// A set is a collection, an index matched on all its terms (Fauna's
+// Match(Index("spells_by_element"), "fire")), or a term-less index (every
+// document with an entry). Its members are ordered by (terms, values, ref
+// ID): snapshots and pages list them in that order, and set events carry
+// the entry's terms and values.
 //
 // # Entries
 //
@@ -44,39 +53,13 @@
 // element by element (a prefix first), objects as their members sorted by
 // key, compared pairwise key then value (a prefix first).
 //
-// Every Value has one canonical encoding, a byte string whose bytewise
-// order is this order and which is equal for equal values; entries, set
-// keys and store keys are built from it (the layout is documented in
-// encoding.go). Value.AppendJSON decodes it back into canonical JSON text.
-//
-// # Sets and set keys
-//
-// A set is a collection (Catalog.CollectionSet), an index matched on all
-// its terms, or a term-less index (Catalog.MatchSet). A SetKey carries the
-// set's full canonical key and its xxhash64: look subscribers up by the
-// hash and confirm with the full key (SetMap does), so that a collision
-// never delivers to the wrong set.
-//
-// # Diffs
-//
-// Catalog.Diff computes, for one write (the document's before and after
-// images), the sets it leaves and enters with the old and new entries: see
-// Diff. It reuses the Diff's buffers, allocating once per write that
-// changes membership, and reads only the fields indexes use.
-//
-// # Store
-//
-// A Store keeps every set's members in B-trees ordered by (terms, values,
-// ref ID), updated with Store.Apply(txn, diff), and pages through a set
-// after a Position. The caller serialises writes; Store.Snapshot returns,
-// cheaply, an immutable copy at the current txn that many goroutines can
-// page through while writes continue: the broker's "members of the set at
-// exactly txn T, paged".
+// Every Value has one canonical form, so that == on two Values is JSON
+// equality; Value.AppendJSON writes it as canonical JSON text (numbers in
+// shortest exact form, object members sorted by key).
 //
 // # Concurrency
 //
-// Catalog, SetKey, Value, Tuple, Entry, Position and Snapshot are
-// immutable and safe for concurrent use. Catalog.Diff may run on many
-// goroutines at once, each with its own Diff. Store and SetMap are not
-// safe for concurrent use: the caller serialises access.
+// Value is immutable and safe for concurrent use. The entry store that
+// applies these rules (extraction, membership diffs, ordered sets) is the
+// broker's machinery, in internal/entrystore.
 package index

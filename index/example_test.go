@@ -2,13 +2,38 @@ package index_test
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/tidings/tidings/index"
-	"github.com/tidings/tidings/txlog"
 )
 
-func Example() {
-	cat, err := index.NewCatalog(index.Schema{
+// Terms match as JSON values: 1 and 1.0 are one term, "1" another; and
+// values sort in Fauna's order, which is how a set's members are listed.
+func ExampleValueOf() {
+	one, _ := index.ValueOf(1)
+	oneFloat, _ := index.ParseValue([]byte(`1.0`))
+	oneString, _ := index.ValueOf("1")
+	fmt.Println(one == oneFloat, one == oneString)
+
+	var vs []index.Value
+	for _, text := range []string{`"fire"`, `[1,2]`, `2.50`, `null`, `true`, `{"b":1,"a":2}`, `-3`} {
+		v, err := index.ParseValue([]byte(text))
+		if err != nil {
+			panic(err)
+		}
+		vs = append(vs, v)
+	}
+	slices.SortFunc(vs, index.Value.Compare)
+	fmt.Println(vs)
+	// Output:
+	// true false
+	// [null true -3 2.5 "fire" [1,2] {"a":2,"b":1}]
+}
+
+// A schema with an index on the spells collection: matched on the element
+// field, its members ordered by level.
+func ExampleSchema() {
+	schema := index.Schema{
 		Collections: []string{"spells"},
 		Indexes: []index.Definition{{
 			Name:       "spells_by_element",
@@ -16,59 +41,13 @@ func Example() {
 			Terms:      []string{"element"},
 			Values:     []string{"stats.level"},
 		}},
-	})
-	if err != nil {
-		panic(err)
 	}
-	store := index.NewStore(cat)
-	var d index.Diff // reused from write to write
-
-	write := func(txn txlog.Txn, id, before, after string) {
-		var b, a []byte
-		if before != "" {
-			b = []byte(before)
-		}
-		if after != "" {
-			a = []byte(after)
-		}
-		if err := cat.Diff(&d, txlog.Ref{Collection: "spells", ID: id}, b, a); err != nil {
-			panic(err)
-		}
-		for _, c := range d.Changes() {
-			fmt.Printf("txn %d: %s %s %s values=%s\n", txn, c.Set, c.Action, c.Entry.Ref, c.Entry.Values)
-		}
-		if err := store.Apply(txn, &d); err != nil {
-			panic(err)
+	for _, def := range schema.Indexes {
+		for _, path := range def.Values {
+			keys, err := index.ParsePath(path)
+			fmt.Println(def.Name, keys, err)
 		}
 	}
-	write(1, "1", "", `{"element":"fire","stats":{"level":3}}`)
-	write(2, "2", "", `{"element":["fire","water"],"stats":{"level":1.0}}`)
-	write(3, "1", `{"element":"fire","stats":{"level":3}}`, `{"element":"fire","stats":{"level":4}}`)
-
-	fire, _ := cat.MatchSet("spells_by_element", mustValue("fire"))
-	page, more, _ := store.Page(nil, fire, index.Position{}, 10)
-	for _, e := range page {
-		fmt.Println("member:", e.Ref, e.Values)
-	}
-	fmt.Println("more:", more)
-
 	// Output:
-	// txn 1: Collection(spells) add spells/1 values=[]
-	// txn 1: Match(spells_by_element, "fire") add spells/1 values=[3]
-	// txn 2: Collection(spells) add spells/2 values=[]
-	// txn 2: Match(spells_by_element, "fire") add spells/2 values=[1]
-	// txn 2: Match(spells_by_element, "water") add spells/2 values=[1]
-	// txn 3: Match(spells_by_element, "fire") remove spells/1 values=[3]
-	// txn 3: Match(spells_by_element, "fire") add spells/1 values=[4]
-	// member: spells/2 [1]
-	// member: spells/1 [4]
-	// more: false
-}
-
-func mustValue(v any) index.Value {
-	x, err := index.ValueOf(v)
-	if err != nil {
-		panic(err)
-	}
-	return x
+	// spells_by_element [stats level] <nil>
 }

@@ -3,6 +3,8 @@ package index
 import (
 	"errors"
 	"testing"
+
+	"github.com/tidings/tidings/internal/jsondoc"
 )
 
 func TestValueEquality(t *testing.T) {
@@ -126,25 +128,7 @@ func TestParseValueErrors(t *testing.T) {
 	}
 }
 
-func TestTuple(t *testing.T) {
-	a, b := mustParse(t, `"fire"`), mustParse(t, `[1,{"x":null}]`)
-	tu := TupleOf(a, b)
-	if tu.Len() != 2 {
-		t.Fatalf("Len = %d, want 2", tu.Len())
-	}
-	if vs := tu.Values(); len(vs) != 2 || vs[0] != a || vs[1] != b {
-		t.Errorf("Values = %v, want [%v %v]", vs, a, b)
-	}
-	if got := tu.String(); got != `["fire",[1,{"x":null}]]` {
-		t.Errorf("String = %s", got)
-	}
-	if (Tuple{}).String() != "[]" || (Tuple{}).Len() != 0 {
-		t.Error("the zero Tuple should be empty")
-	}
-	// A proper prefix sorts first; then element by element.
-	if TupleOf(a).Compare(tu) >= 0 || TupleOf(b).Compare(TupleOf(a, b)) <= 0 {
-		t.Error("tuples do not compare element by element")
-	}
+func TestValueUnmarshalJSON(t *testing.T) {
 	var v Value
 	if err := v.UnmarshalJSON([]byte(`1.0`)); err != nil || v != mustParse(t, "1") {
 		t.Errorf("UnmarshalJSON: %v, %v", v, err)
@@ -165,10 +149,10 @@ func TestNestingDepth(t *testing.T) {
 		}
 		return b
 	}
-	if _, err := ParseValue(deep(maxDepth)); err != nil {
-		t.Errorf("depth %d: %v", maxDepth, err)
+	if _, err := ParseValue(deep(jsondoc.MaxDepth)); err != nil {
+		t.Errorf("depth %d: %v", jsondoc.MaxDepth, err)
 	}
-	if _, err := ParseValue(deep(maxDepth + 1)); !errors.Is(err, ErrInvalidJSON) {
-		t.Errorf("depth %d: %v, want ErrInvalidJSON", maxDepth+1, err)
+	if _, err := ParseValue(deep(jsondoc.MaxDepth + 1)); !errors.Is(err, ErrInvalidJSON) {
+		t.Errorf("depth %d: %v, want ErrInvalidJSON", jsondoc.MaxDepth+1, err)
 	}
 }

@@ -1,9 +1,10 @@
-// Package subscription holds what a subscription is made of, apart from
-// the broker that serves it: its Target (a document, a collection, or an
-// index matched on terms), its Options (Fauna's opt-in fields, snapshot,
-// cursor, buffer), the Event types and their JSON encoders, the document
-// diff and merge patch, and the bounded Queue that holds a subscriber's
-// live events.
+// Package subscription is what a subscription is made of, apart from the
+// broker that serves it: its Target (a document, a collection, or an index
+// matched on terms: Document, Collection, Match), its Options (Fauna's
+// opt-in Fields, snapshot, cursor, buffer, heartbeat), and the Events it
+// delivers, with their Types and error codes. The broker's Subscribe and
+// ReadPage take a Target and Options; its iterators yield Events; the
+// transport and the client speak the same types.
 //
 // Every event is one JSON object on one line, the same in every transport:
 //
@@ -16,7 +17,9 @@
 //	{"type":"error","txn":…,"event":{"code":"history_unavailable","description":"…","cursor":"…"}}
 //
 // A document is {"ref":{"collection":…,"id":…},"ts":<txn>,"data":{…}}.
-// The encoders write into byte slices without reflection: the broker
-// encodes each event once per write and field set and shares the bytes
-// among every subscriber that receives it.
+// An Event carries its line as JSON, encoded once per write and field set
+// and shared by every subscriber that receives it. The encoders, the
+// subscriber's queue and the document diff and merge patch are the
+// broker's machinery, in internal/wire, internal/queue and
+// internal/jsondoc.
 package subscription

@@ -53,26 +53,6 @@ func Match(indexName string, terms ...any) (Target, error) {
 // IsSet reports whether the target is a set (a collection or an index).
 func (t Target) IsSet() bool { return t.Kind == KindCollection || t.Kind == KindIndex }
 
-// SetKey returns the key of a set target in c: an unknown collection or
-// index, or the wrong number of terms, is an error that wraps
-// ErrInvalidTarget and the index package's own sentinel.
-func (t Target) SetKey(c *index.Catalog) (index.SetKey, error) {
-	var k index.SetKey
-	var err error
-	switch t.Kind {
-	case KindCollection:
-		k, err = c.CollectionSet(t.Collection)
-	case KindIndex:
-		k, err = c.MatchSet(t.Index, t.Terms...)
-	default:
-		return k, fmt.Errorf("%w: a document is not a set", ErrInvalidTarget)
-	}
-	if err != nil {
-		return k, fmt.Errorf("%w: %w", ErrInvalidTarget, err)
-	}
-	return k, nil
-}
-
 // String describes the target as Fauna would write it.
 func (t Target) String() string {
 	switch t.Kind {

@@ -169,9 +169,9 @@ func BenchmarkEncodeWrite(b *testing.B) {
 						}
 					}
 					buf := make([]byte, 0, 64<<10)
-					wire := 0
+					wireBytes := 0
 					for i := range events {
-						wire += len(frameOne(fr.f, nil, &events[i]))
+						wireBytes += len(frameOne(fr.f, nil, &events[i]))
 					}
 					b.ReportAllocs()
 					for b.Loop() {
@@ -189,7 +189,7 @@ func BenchmarkEncodeWrite(b *testing.B) {
 						}
 					}
 					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/event")
-					b.ReportMetric(float64(wire)/batch, "B/event")
+					b.ReportMetric(float64(wireBytes)/batch, "B/event")
 				})
 			}
 		}

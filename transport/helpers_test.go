@@ -221,8 +221,8 @@ func commitSpells(t testing.TB, b *broker.Broker, prefix string, txns, perTxn in
 // ---------------------------------------------------------------------------
 // Reading responses, streams and events.
 
-// wire is an event as a client decodes it.
-type wire struct {
+// wireEvent is an event as a client decodes it.
+type wireEvent struct {
 	Type   string          `json:"type"`
 	Txn    uint64          `json:"txn"`
 	Cursor string          `json:"cursor"`
@@ -241,8 +241,8 @@ type wireBody struct {
 }
 
 // parseWire decodes an event line, and its body where it is an object.
-func parseWire(line []byte) (wire, error) {
-	var w wire
+func parseWire(line []byte) (wireEvent, error) {
+	var w wireEvent
 	if err := json.Unmarshal(line, &w); err != nil {
 		return w, err
 	}
@@ -314,7 +314,7 @@ func openStream(t testing.TB, ctx context.Context, c *http.Client, url, body str
 }
 
 // readNDJSON reads one event line, which must end with \r\n.
-func readNDJSON(t testing.TB, r *bufio.Reader) wire {
+func readNDJSON(t testing.TB, r *bufio.Reader) wireEvent {
 	t.Helper()
 	l, err := r.ReadString('\n')
 	if err != nil || !strings.HasSuffix(l, "\r\n") {
@@ -342,26 +342,26 @@ type evReader struct {
 }
 
 // next returns the next event; io.EOF when the response ended cleanly.
-func (r *evReader) next() (wire, error) {
+func (r *evReader) next() (wireEvent, error) {
 	if r.sse == nil {
 		l, err := r.br.ReadString('\n')
 		if err == io.EOF && l != "" {
 			err = io.ErrUnexpectedEOF
 		}
 		if err != nil {
-			return wire{}, err
+			return wireEvent{}, err
 		}
 		if !strings.HasSuffix(l, "\r\n") {
-			return wire{}, fmt.Errorf("line %q does not end with CRLF", l)
+			return wireEvent{}, fmt.Errorf("line %q does not end with CRLF", l)
 		}
 		return parseWire([]byte(l))
 	}
 	ev, err := r.sse.next()
 	if err != nil {
-		return wire{}, err
+		return wireEvent{}, err
 	}
 	if len(r.sse.odd) > 0 {
-		return wire{}, fmt.Errorf("SSE lines %q", r.sse.odd)
+		return wireEvent{}, fmt.Errorf("SSE lines %q", r.sse.odd)
 	}
 	w, err := parseWire([]byte(ev.Data))
 	if err != nil {

@@ -242,7 +242,7 @@ func TestAuthorize(t *testing.T) {
 // readUntilError reads a stream's events until its error event, which it
 // returns with the cursor of the last event before it; the response must
 // then end cleanly.
-func readUntilError(t testing.TB, r *evReader) (errEvent wire, last string) {
+func readUntilError(t testing.TB, r *evReader) (errEvent wireEvent, last string) {
 	t.Helper()
 	for {
 		w, err := r.next()

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tidings/tidings/internal/wire"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
@@ -81,7 +82,7 @@ func endCode(ctx context.Context) (string, bool) {
 
 func errorEvent(txn txlog.Txn, code, description, cursor string) *subscription.Event {
 	e := &subscription.Event{Type: subscription.TypeError, Txn: txn, Action: code}
-	e.JSON = subscription.AppendError(nil, txn, code, description, cursor)
+	e.JSON = wire.AppendError(nil, txn, code, description, cursor)
 	return e
 }
 

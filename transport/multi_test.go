@@ -17,7 +17,7 @@ import (
 // namedWire is an event of a multiplexed stream.
 type namedWire struct {
 	Subscription string `json:"subscription"`
-	wire
+	wireEvent
 }
 
 // 120 subscriptions over one NDJSON stream: every event names its

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tidings/tidings/broker"
+	"github.com/tidings/tidings/internal/multicursor"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
@@ -82,17 +83,17 @@ func (s *Server) parts(r *http.Request, req StreamRequest) (*parts, error) {
 			return nil, err
 		}
 	}
-	ps.names = namesHash(names)
+	ps.names = multicursor.NamesHash(names)
 	if req.Cursor != "" {
-		m, err := parseMultiCursor(req.Cursor, len(ps.list), ps.names)
+		m, err := multicursor.Parse(req.Cursor, len(ps.list), ps.names)
 		if err != nil {
 			return nil, err
 		}
 		for i := range ps.list {
 			// A part the cursor has no position for (it was cut within its
 			// snapshot) starts again.
-			if m.pos[i].Log != (txlog.ID{}) {
-				ps.list[i].opt.Cursor = m.pos[i].String()
+			if m.Pos[i].Log != (txlog.ID{}) {
+				ps.list[i].opt.Cursor = m.Pos[i].String()
 			}
 		}
 	}
@@ -174,9 +175,9 @@ func (ps *parts) resume() string {
 }
 
 func (ps *parts) compound() string {
-	m := multiCursor{log: ps.log, names: ps.names, pos: make([]txlog.Cursor, len(ps.list))}
+	m := multicursor.Cursor{Log: ps.log, Names: ps.names, Pos: make([]txlog.Cursor, len(ps.list))}
 	for i, p := range ps.list {
-		m.pos[i] = p.last
+		m.Pos[i] = p.last
 	}
 	return m.String()
 }

@@ -395,7 +395,7 @@ func TestSSEResumeMidSnapshot(t *testing.T) {
 		createSpell(t, b, id, "fire")
 	}
 	const u = "/sse?collection=spells&snapshot&page_size=1"
-	members := func(w wire) []string {
+	members := func(w wireEvent) []string {
 		var page struct {
 			Data []struct {
 				Document struct{ Ref txlog.Ref } `json:"document"`

@@ -28,7 +28,7 @@ func TestNDJSONStream(t *testing.T) {
 				t.Fatalf("%s %s", resp.Status, resp.Header.Get("Content-Type"))
 			}
 			r := bufio.NewReader(resp.Body)
-			line := func() wire { return readNDJSON(t, r) }
+			line := func() wireEvent { return readNDJSON(t, r) }
 			if w := line(); w.Type != "start" {
 				t.Fatalf("first event %+v", w)
 			}

@@ -1,0 +1,183 @@
+package canonical
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// AppendJSON appends the encoded value enc as canonical JSON text: numbers
+// in shortest exact decimal form (1.0 becomes 1), object members sorted by
+// key, no space. Parse of the result returns enc again.
+func AppendJSON(dst []byte, enc string) []byte {
+	dst, _ = appendDecoded(dst, enc, 0)
+	return dst
+}
+
+// Skip returns the offset just after the encoded value at enc[i].
+func Skip(enc string, i int) int {
+	switch enc[i] {
+	case tagPos:
+		return i + 5 + strings.IndexByte(enc[i+5:], 0x00) + 1
+	case tagNeg:
+		return i + 5 + strings.IndexByte(enc[i+5:], 0xFF) + 1
+	case tagString:
+		return skipStringBody(enc, i+1)
+	case tagArray:
+		i++
+		for enc[i] != tagEnd {
+			i = Skip(enc, i)
+		}
+		return i + 1
+	case tagObject:
+		i++
+		for enc[i] == tagMember {
+			i = Skip(enc, skipStringBody(enc, i+1))
+		}
+		return i + 1
+	}
+	return i + 1 // null, false, true, zero
+}
+
+// skipStringBody returns the offset after the string body at enc[i].
+func skipStringBody(enc string, i int) int {
+	for {
+		i += strings.IndexByte(enc[i:], 0x00)
+		if enc[i+1] == 0x01 {
+			return i + 2
+		}
+		i += 2 // 0x00 0xFF: an escaped NUL
+	}
+}
+
+// appendDecoded appends the JSON text of the canonical value at enc[i]
+// and returns the offset just after it.
+func appendDecoded(dst []byte, enc string, i int) ([]byte, int) {
+	switch enc[i] {
+	case tagNull:
+		return append(dst, "null"...), i + 1
+	case tagFalse:
+		return append(dst, "false"...), i + 1
+	case tagTrue:
+		return append(dst, "true"...), i + 1
+	case tagZero:
+		return append(dst, '0'), i + 1
+	case tagPos, tagNeg:
+		return appendDecodedNumber(dst, enc, i)
+	case tagString:
+		return appendDecodedString(dst, enc, i+1)
+	case tagArray:
+		dst = append(dst, '[')
+		for i, first := i+1, true; ; first = false {
+			if enc[i] == tagEnd {
+				return append(dst, ']'), i + 1
+			}
+			if !first {
+				dst = append(dst, ',')
+			}
+			dst, i = appendDecoded(dst, enc, i)
+		}
+	case tagObject:
+		dst = append(dst, '{')
+		for i, first := i+1, true; ; first = false {
+			if enc[i] != tagMember {
+				return append(dst, '}'), i + 1
+			}
+			if !first {
+				dst = append(dst, ',')
+			}
+			dst, i = appendDecodedString(dst, enc, i+1)
+			dst = append(dst, ':')
+			dst, i = appendDecoded(dst, enc, i)
+		}
+	}
+	panic(fmt.Sprintf("canonical: corrupt encoding %q at %d", enc, i))
+}
+
+// appendDecodedNumber writes ±0.D × 10^e as the shortest JSON text: plain
+// digits for 1e-6 ≤ |x| < 1e21, exponent form otherwise.
+func appendDecodedNumber(dst []byte, enc string, i int) ([]byte, int) {
+	neg := enc[i] == tagNeg
+	var hdr [4]byte
+	copy(hdr[:], enc[i+1:i+5])
+	end := byte(0x00)
+	if neg {
+		end = 0xFF
+		for k := range hdr {
+			hdr[k] = ^hdr[k]
+		}
+		dst = append(dst, '-')
+	}
+	e := int64(binary.BigEndian.Uint32(hdr[:])) - expBias
+	j := i + 5 + strings.IndexByte(enc[i+5:], end)
+	digits := []byte(enc[i+5 : j])
+	if neg {
+		for k := range digits {
+			digits[k] = ^digits[k]
+		}
+	}
+	n := int64(len(digits))
+	switch {
+	case 0 < e && e <= 21:
+		if n <= e {
+			dst = append(dst, digits...)
+			dst = append(dst, strings.Repeat("0", int(e-n))...)
+		} else {
+			dst = append(dst, digits[:e]...)
+			dst = append(dst, '.')
+			dst = append(dst, digits[e:]...)
+		}
+	case -6 < e && e <= 0:
+		dst = append(dst, "0."...)
+		dst = append(dst, strings.Repeat("0", int(-e))...)
+		dst = append(dst, digits...)
+	default:
+		dst = append(dst, digits[0])
+		if n > 1 {
+			dst = append(dst, '.')
+			dst = append(dst, digits[1:]...)
+		}
+		dst = append(dst, 'e')
+		dst = strconv.AppendInt(dst, e-1, 10)
+	}
+	return dst, j + 1
+}
+
+// appendDecodedString writes the string body at enc[i] as a JSON string.
+func appendDecodedString(dst []byte, enc string, i int) ([]byte, int) {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for {
+		c := enc[i]
+		if c == 0x00 {
+			if enc[i+1] == 0x01 {
+				return append(dst, '"'), i + 2
+			}
+			dst = append(dst, `\u0000`...)
+			i += 2
+			continue
+		}
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c == '\n':
+			dst = append(dst, `\n`...)
+		case c == '\r':
+			dst = append(dst, `\r`...)
+		case c == '\t':
+			dst = append(dst, `\t`...)
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+		case c < utf8.RuneSelf:
+			dst = append(dst, c)
+		default:
+			_, size := utf8.DecodeRuneInString(enc[i:])
+			dst = append(dst, enc[i:i+size]...)
+			i += size
+			continue
+		}
+		i++
+	}
+}

@@ -1,0 +1,50 @@
+package canonical
+
+import "testing"
+
+func mustParse(t testing.TB, text string) string {
+	t.Helper()
+	enc, err := Parse([]byte(text))
+	if err != nil {
+		t.Fatalf("Parse(%s): %v", text, err)
+	}
+	return enc
+}
+
+func TestTuple(t *testing.T) {
+	a, b := mustParse(t, `"fire"`), mustParse(t, `[1,{"x":null}]`)
+	tu := TupleOf(a, b)
+	if tu.Len() != 2 {
+		t.Fatalf("Len = %d, want 2", tu.Len())
+	}
+	if vs := tu.Values(); len(vs) != 2 || vs[0] != a || vs[1] != b {
+		t.Errorf("Values = %q, want [%q %q]", vs, a, b)
+	}
+	if got := tu.String(); got != `["fire",[1,{"x":null}]]` {
+		t.Errorf("String = %s", got)
+	}
+	if got, err := tu.MarshalJSON(); err != nil || string(got) != tu.String() {
+		t.Errorf("MarshalJSON = %s, %v", got, err)
+	}
+	if Tuple("").String() != "[]" || Tuple("").Len() != 0 {
+		t.Error("the zero Tuple should be empty")
+	}
+	// A proper prefix sorts first; then element by element.
+	if TupleOf(a).Compare(tu) >= 0 || TupleOf(b).Compare(TupleOf(a, b)) <= 0 {
+		t.Error("tuples do not compare element by element")
+	}
+}
+
+func TestAppendJSONRoundTrip(t *testing.T) {
+	for _, text := range []string{`null`, `true`, `false`, `0`, `-1.5e-7`, `12345678901234567891`, `1e21`,
+		`"a\u0000\"\\\n\u001f é"`, `[]`, `[1,[2,[]]]`, `{}`, `{"b":1,"a":{"c":[null]}}`} {
+		enc := mustParse(t, text)
+		back := AppendJSON(nil, enc)
+		if again := mustParse(t, string(back)); again != enc {
+			t.Errorf("%s: canonical text %s encodes to %q, not %q", text, back, again, enc)
+		}
+		if Skip(enc, 0) != len(enc) {
+			t.Errorf("%s: Skip = %d, want %d", text, Skip(enc, 0), len(enc))
+		}
+	}
+}
