@@ -37,8 +37,9 @@ type part struct {
 // (history_unavailable) ends the whole stream, naming that subscription.
 type parts struct {
 	list  []part
-	log   txlog.ID // the broker's log, for the compound cursor
-	names uint32   // the hash of the sorted names, for the compound cursor
+	log   txlog.ID       // the broker's log, for the compound cursor
+	names uint32         // the hash of the sorted names, for the compound cursor
+	pos   []txlog.Cursor // compound's scratch: the pump is one goroutine
 	wg    sync.WaitGroup
 }
 
@@ -175,10 +176,11 @@ func (ps *parts) resume() string {
 }
 
 func (ps *parts) compound() string {
-	m := multicursor.Cursor{Log: ps.log, Names: ps.names, Pos: make([]txlog.Cursor, len(ps.list))}
-	for i, p := range ps.list {
-		m.Pos[i] = p.last
+	ps.pos = ps.pos[:0]
+	for _, p := range ps.list {
+		ps.pos = append(ps.pos, p.last)
 	}
+	m := multicursor.Cursor{Log: ps.log, Names: ps.names, Pos: ps.pos}
 	return m.String()
 }
 
