@@ -10,7 +10,15 @@
 // Upsert): its writes are appended to the log under one txn, applied to the
 // documents and indexes, and delivered, all or nothing. A refused write is
 // a *WriteError wrapping a sentinel (ErrExists, ErrNotFound, ErrNotObject,
-// ErrUnknownCollection); a closed broker returns ErrClosed.
+// ErrInvalidJSON, ErrInvalidRef, ErrUnknownCollection); a closed broker
+// returns ErrClosed.
+//
+// Data is read strictly: a string (key or value) that is not valid UTF-8
+// is refused with ErrInvalidJSON, and a ref whose collection or id is not
+// with ErrInvalidRef, rather than stored and sent back to every client on
+// every replay. Data is stored compacted, with U+2028, U+2029 and U+0085
+// escaped in its strings (the same JSON value), so that clients that split
+// lines by Unicode's rules see every event on one line (Guarantee 10).
 //
 // # Subscriptions
 //
@@ -145,4 +153,9 @@
 //  9. All or nothing: a transaction is committed whole, under one txn, or
 //     (refused, or given up by its function) leaves nothing: nothing is
 //     logged, applied or delivered.
+//  10. One line of text: every event's JSON is valid UTF-8 on one line by
+//     any client's rules, with no raw CR, LF, U+2028, U+2029 or U+0085,
+//     and its strings are the ones written: what would not be (invalid
+//     UTF-8 in data or a ref) is refused when written. (A log written
+//     before data was read so is replayed as it is.)
 package broker

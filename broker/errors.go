@@ -24,6 +24,17 @@ var (
 	ErrNotFound = errors.New("broker: document not found")
 	// ErrNotObject: a document's data that is not a JSON object.
 	ErrNotObject = jsondoc.ErrNotObject
+	// ErrInvalidJSON: a document's data (or an update's patch, or the
+	// document it merges into) that is not valid JSON, or has a string
+	// that is not valid UTF-8 (an invalid byte, or an escaped surrogate
+	// without its pair), in a key or a value at any depth. Such a string
+	// is refused rather than stored, where it would break strict clients
+	// on every replay. Data that is not JSON at all is ErrNotObject too.
+	ErrInvalidJSON = index.ErrInvalidJSON
+	// ErrInvalidRef: a write whose ref has an empty id, or a collection or
+	// id that is not valid UTF-8; also a document target with such a ref
+	// (wrapped in ErrInvalidTarget).
+	ErrInvalidRef = errors.New("broker: invalid ref")
 	// ErrUnknownCollection: a write to, or a set of, a collection the
 	// schema does not declare.
 	ErrUnknownCollection = index.ErrUnknownCollection

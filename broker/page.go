@@ -47,9 +47,9 @@ func (b *Broker) ReadPage(ctx context.Context, target subscription.Target, opt s
 			b.mu.Unlock()
 			return Page{}, err
 		}
-	} else if _, err := cat.CollectionSet(target.Ref.Collection); err != nil {
+	} else if err := docTarget(cat, target.Ref); err != nil {
 		b.mu.Unlock()
-		return Page{}, fmt.Errorf("%w: %w", subscription.ErrInvalidTarget, err)
+		return Page{}, err
 	}
 	after := txlog.Cursor{Log: b.log.ID(), Pos: txlog.AfterTxn(b.published)}
 	b.mu.Unlock()

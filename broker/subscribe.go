@@ -77,8 +77,9 @@ type Subscription struct {
 // naming the cursor of the last event it received.
 //
 // A document stream without a cursor on a missing document fails with
-// ErrNotFound, as in Fauna; an unknown collection or index, or a wrong
-// number of terms, with an error wrapping subscription.ErrInvalidTarget.
+// ErrNotFound, as in Fauna; an unknown collection or index, a wrong number
+// of terms, or a document ref that a write would refuse (ErrInvalidRef),
+// with an error wrapping subscription.ErrInvalidTarget.
 func (b *Broker) Subscribe(ctx context.Context, target subscription.Target, opt subscription.Options) (*Subscription, error) {
 	opt, err := opt.Normalize()
 	if err != nil {
@@ -102,9 +103,9 @@ func (b *Broker) Subscribe(ctx context.Context, target subscription.Target, opt 
 	cat := b.cat.Load()
 	switch target.Kind {
 	case subscription.KindDocument:
-		if _, err := cat.CollectionSet(target.Ref.Collection); err != nil {
+		if err := docTarget(cat, target.Ref); err != nil {
 			b.mu.Unlock()
-			return nil, fmt.Errorf("%w: %w", subscription.ErrInvalidTarget, err)
+			return nil, err
 		}
 	case subscription.KindCollection, subscription.KindIndex:
 		if s.sub.spec.key, err = setOf(cat, target); err != nil {

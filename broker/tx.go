@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/tidings/tidings/internal/entrystore"
 	"github.com/tidings/tidings/internal/jsondoc"
@@ -120,13 +121,14 @@ func (tx *Tx) set(ref txlog.Ref, data []byte) {
 	tx.order = append(tx.order, ref)
 }
 
-// check validates a write's ref and data and returns the data compacted.
+// check validates a write's ref and data and returns the data compacted,
+// with its line separators escaped (see jsondoc.CompactObject).
 func (tx *Tx) check(op string, ref txlog.Ref, data []byte, needData bool) ([]byte, error) {
+	if err := checkRef(ref); err != nil {
+		return nil, &WriteError{Op: op, Ref: ref, Err: err}
+	}
 	if _, err := tx.cat.CollectionSet(ref.Collection); err != nil {
 		return nil, &WriteError{Op: op, Ref: ref, Err: ErrUnknownCollection}
-	}
-	if ref.ID == "" {
-		return nil, &WriteError{Op: op, Ref: ref, Err: fmt.Errorf("empty document id")}
 	}
 	if !needData {
 		return nil, nil
@@ -151,6 +153,13 @@ func (tx *Tx) Get(ref txlog.Ref) (Document, bool) {
 	}
 	return Document{}, false
 }
+
+// The writes below refuse a ref with an empty id, or a collection or id
+// that is not valid UTF-8 (ErrInvalidRef), and data that is not a JSON
+// object (ErrNotObject) or not valid UTF-8 (ErrInvalidJSON), each as a
+// *WriteError. They store the data compacted onto one line, with every
+// raw U+2028, U+2029 and U+0085 in its strings escaped: the same JSON
+// value, which clients splitting lines by Unicode's rules do not cut.
 
 // Create writes a new document; ErrExists if it exists.
 func (tx *Tx) Create(ref txlog.Ref, data []byte) error {
@@ -191,6 +200,12 @@ func (tx *Tx) Update(ref txlog.Ref, patch []byte) error {
 		return &WriteError{Op: "update", Ref: ref, Err: ErrNotFound}
 	}
 	merged, err := jsondoc.MergePatch(cur, c)
+	if err == nil {
+		// The merge keeps the fields the patch leaves alone as they are
+		// stored: from a log written before data was read strictly, they
+		// may hold what is refused (or left raw) today.
+		merged, err = jsondoc.CompactObject(merged)
+	}
 	if err != nil {
 		return &WriteError{Op: "update", Ref: ref, Err: err}
 	}
@@ -255,4 +270,19 @@ func (b *Broker) RewriteHistory(ctx context.Context, ref txlog.Ref, ts txlog.Txn
 		return 0, &WriteError{Op: "rewrite", Ref: ref, Err: fmt.Errorf("%w: ts %d is in the future", ErrInvalidRewrite, ts)}
 	}
 	return b.commit(tx.cat, []txlog.Write{{Ref: ref, Action: txlog.ActionRewrite, BeforeTxn: ts, After: c}})
+}
+
+// checkRef refuses a ref that would not come back as it went in: an empty
+// id, or a collection or id that is not valid UTF-8, which every encoder
+// writes with U+FFFD in place of the invalid bytes.
+func checkRef(ref txlog.Ref) error {
+	switch {
+	case ref.ID == "":
+		return fmt.Errorf("%w: empty document id", ErrInvalidRef)
+	case !utf8.ValidString(ref.Collection):
+		return fmt.Errorf("%w: the collection is not valid UTF-8", ErrInvalidRef)
+	case !utf8.ValidString(ref.ID):
+		return fmt.Errorf("%w: the id is not valid UTF-8", ErrInvalidRef)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -13,7 +14,7 @@ import (
 func FuzzValueOrder(f *testing.F) {
 	seeds := []string{`1`, `1.0`, `"1"`, `-0`, `0`, `1e400`, `-1e-400`, `12345678901234567891`, `12345678901234567892`,
 		`null`, `true`, `false`, `""`, `"\u0000"`, `"a"`, `"é"`, `[]`, `[1,2]`, `[1]`, `{}`, `{"a":1,"b":2}`, `{"b":2,"a":1.0}`,
-		`{"a":1,"a":2}`, `"\ud800"`, "\"\xff\"", `1e9999999999`, `[`, `0.1e1`}
+		`{"a":1,"a":2}`, `"\ud800"`, "\"\xff\"", "\"\u2028\u0085\"", `{"\u2029":1}`, `1e9999999999`, `[`, `0.1e1`}
 	for i, a := range seeds {
 		f.Add([]byte(a), []byte(seeds[(i*7+3)%len(seeds)]))
 	}
@@ -46,6 +47,9 @@ func FuzzValueOrder(f *testing.F) {
 			back, err := ParseValue(text)
 			if err != nil || back != v {
 				t.Fatalf("%s does not round trip (%v)", text, err)
+			}
+			if bytes.ContainsAny(text, "\r\n\u2028\u2029\u0085") {
+				t.Fatalf("canonical text %q is not on one line", text)
 			}
 		}
 		rt, err := refValue(va.AppendJSON(nil))

@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/tidings/tidings/broker"
+	"github.com/tidings/tidings/internal/jsondoc"
 	"github.com/tidings/tidings/subscription"
 )
 
@@ -70,6 +70,8 @@ var errorTable = []struct {
 	{broker.ErrInvalidTarget, http.StatusBadRequest, CodeInvalidRequest, ""},
 	{broker.ErrInvalidOptions, http.StatusBadRequest, CodeInvalidRequest, ""},
 	{broker.ErrNotObject, http.StatusBadRequest, CodeInvalidRequest, ""},
+	{broker.ErrInvalidJSON, http.StatusBadRequest, CodeInvalidRequest, ""},
+	{broker.ErrInvalidRef, http.StatusBadRequest, CodeInvalidRequest, ""},
 	{broker.ErrInvalidRewrite, http.StatusBadRequest, CodeInvalidRequest, ""},
 	{broker.ErrTooManyEntries, http.StatusBadRequest, CodeInvalidRequest, ""},
 	{broker.ErrHistoryUnavailable, http.StatusGone, CodeHistoryUnavailable, ""},
@@ -121,8 +123,13 @@ func writeError(w http.ResponseWriter, e *Error) {
 		h.Set("Retry-After", "1")
 	}
 	w.WriteHeader(e.Status)
-	body, _ := json.Marshal(map[string]any{"error": map[string]string{"code": e.Code, "description": e.Description}})
-	w.Write(append(body, '\n'))
+	// Not encoding/json, which leaves U+0085 raw: a description may quote
+	// the request, and the body must be one line by every client's rules.
+	body := append(make([]byte, 0, 48+len(e.Code)+len(e.Description)), `{"error":{"code":`...)
+	body = jsondoc.AppendString(body, e.Code)
+	body = append(body, `,"description":`...)
+	body = jsondoc.AppendString(body, e.Description)
+	w.Write(append(body, "}}\n"...))
 }
 
 // maxDescription bounds the description of an error response, in bytes.

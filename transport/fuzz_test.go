@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tidings/tidings/broker"
 	"github.com/tidings/tidings/subscription"
@@ -40,6 +42,47 @@ func checkRequestError(t *testing.T, err error, bodyLen int) {
 	}
 	if resp.Description == "" {
 		t.Fatalf("%v: no description", err)
+	}
+}
+
+// replacementEscape finds a \u escape of U+FFFD.
+var replacementEscape = regexp.MustCompile(`(?i)\\ufffd`)
+
+// checkText checks a body that was accepted: valid UTF-8, and read without
+// replacing anything. encoding/json reads a lone surrogate escape as
+// U+FFFD, so the strings it decodes hold no U+FFFD the body does not spell
+// out.
+func checkText(t *testing.T, body []byte) {
+	t.Helper()
+	if !utf8.Valid(body) {
+		t.Fatalf("%q accepted: not valid UTF-8", body)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber() // 1e400 is valid JSON
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("%q accepted: %v", body, err)
+	}
+	n := 0
+	var walk func(any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case string:
+			n += strings.Count(v, "\ufffd")
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		case map[string]any:
+			for k, x := range v {
+				n += strings.Count(k, "\ufffd")
+				walk(x)
+			}
+		}
+	}
+	walk(v)
+	if n > bytes.Count(body, []byte("\ufffd"))+len(replacementEscape.FindAll(body, -1)) {
+		t.Fatalf("%q accepted: a string decodes with a U+FFFD it does not spell out", body)
 	}
 }
 
@@ -116,6 +159,12 @@ var streamBodySeeds = []string{
 	`{"index":"i","terms":[1e400]}`,
 	`{"index":"i","terms":["\ud800"]}`,
 	`{"collection":"\u0000"}`,
+	"{\"collection\":\"spells\xff\"}",
+	"{\"document\":{\"collection\":\"spells\",\"id\":\"\xe2\x80\"}}",
+	`{"document":{"collection":"spells","id":"\udc00\ud800"}}`,
+	`{"document":{"collection":"spells","id":"\ud83d\ude00\ufffd"}}`,
+	"{\"subscriptions\":{\"a\u0085\":{\"collection\":\"spells\u2028\"}}}",
+	"{\"collection\":\"spells\"}\xff",
 	`[]`, `null`, `""`, `{`, ``, "\xff",
 }
 
@@ -132,6 +181,7 @@ func FuzzStreamRequestBody(f *testing.F) {
 		if len(body) > fuzzBodyLimit {
 			t.Fatalf("a body of %d bytes accepted beyond the limit of %d", len(body), fuzzBodyLimit)
 		}
+		checkText(t, body)
 		checkTarget(t, req)
 	})
 }
@@ -154,6 +204,13 @@ func FuzzStreamQuery(f *testing.F) {
 		"subscriptions=%7B",
 		"terms=%5B1%5D",
 		"fields=&collection=spells",
+		"collection=spells&id=%FF",
+		"collection=spells%E2%80",
+		"collection=spells\xff",
+		"%C3=1&collection=spells",
+		"index=spells_by_element&terms=%5B%22%5Cud800%22%5D",
+		"subscriptions=%7B%22%5Cudfff%22%3A%7B%22collection%22%3A%22spells%22%7D%7D",
+		"collection=spells%E2%80%A8&id=%C2%85",
 		"",
 	} {
 		f.Add(s)
@@ -167,6 +224,14 @@ func FuzzStreamQuery(f *testing.F) {
 		if err != nil {
 			checkRequestError(t, err, 0)
 			return
+		}
+		for k, vs := range q {
+			if !utf8.ValidString(k) || !utf8.ValidString(vs[0]) {
+				t.Fatalf("%q accepted: %q=%q is not valid UTF-8", query, k, vs[0])
+			}
+			if (k == "terms" || k == "subscriptions") && vs[0] != "" { // empty: not decoded
+				checkText(t, []byte(vs[0]))
+			}
 		}
 		checkTarget(t, req)
 	})
@@ -262,7 +327,9 @@ func FuzzLastEventID(f *testing.F) {
 // FuzzWriteRequest decodes arbitrary bodies as write requests, and sends
 // them to the write endpoint of a live broker: errors are 400 (413 beyond
 // the body limit) when decoding, and the endpoint answers 200, 400, 404,
-// 409 or 413, never 5xx, never a panic.
+// 409 or 413, never 5xx, never a panic. A committed body is valid UTF-8,
+// read without replacing anything, and the documents it wrote are stored
+// with no raw U+2028, U+2029 or U+0085.
 func FuzzWriteRequest(f *testing.F) {
 	for _, s := range []string{
 		`{"writes":[{"action":"create","collection":"spells","id":"1","data":{"element":"fire"}}]}`,
@@ -285,6 +352,14 @@ func FuzzWriteRequest(f *testing.F) {
 		`{"writes":[{"action":"delete","collection":"spells","id":"1","extra":1}]}`,
 		`{"writes":[{"action":"delete","collection":"spells","id":"1"}]} {}`,
 		`{"writes":[{"action":"delete","collection":"spells","id":"1"}]}` + strings.Repeat(" ", 2*fuzzBodyLimit),
+		"{\"writes\":[{\"action\":\"create\",\"collection\":\"spells\",\"id\":\"10\",\"data\":{\"a\":\"\xff\xfe\"}}]}",
+		"{\"writes\":[{\"action\":\"upsert\",\"collection\":\"spells\",\"id\":\"11\",\"data\":{\"\xc3\":{\"b\":1}}}]}",
+		"{\"writes\":[{\"action\":\"create\",\"collection\":\"spells\",\"id\":\"12\xff\",\"data\":{}}]}",
+		"{\"writes\":[{\"action\":\"create\",\"collection\":\"spells\xff\",\"id\":\"12\",\"data\":{}}]}",
+		`{"writes":[{"action":"create","collection":"spells","id":"\udfff","data":{}}]}`,
+		`{"writes":[{"action":"update","collection":"spells","id":"1","data":{"a":{"\ud800":1}}}]}`,
+		"{\"writes\":[{\"action\":\"upsert\",\"collection\":\"spells\",\"id\":\"13\u2028\",\"data\":{\"a\u0085\":\"\u2029\",\"element\":\"\u2028\"}}]}",
+		`{"writes":[{"action":"upsert","collection":"spells","id":"14","data":{"a\u0085":"\u2029\u2028","b":"\ud83d\ude00"}}]}`,
 		`[]`, `{`, ``, "\xff",
 	} {
 		f.Add([]byte(s))
@@ -331,6 +406,15 @@ func FuzzWriteRequest(f *testing.F) {
 			var ok struct{ Txn uint64 }
 			if json.Unmarshal(w.Body.Bytes(), &ok) != nil || ok.Txn == 0 {
 				t.Fatalf("200 %s for %q", w.Body, body)
+			}
+			// Committed: the request was text, and what is stored is on
+			// one line by every client's rules.
+			checkText(t, body)
+			for _, op := range req.Writes {
+				d, found := b.Get(txlog.Ref{Collection: op.Collection, ID: op.ID})
+				if found && (!utf8.Valid(d.Data) || bytes.ContainsAny(d.Data, "\r\n\u2028\u2029\u0085")) {
+					t.Fatalf("%q stored %q", body, d.Data)
+				}
 			}
 		case w.Code == 400, w.Code == 404, w.Code == 409:
 		default:

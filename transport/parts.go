@@ -2,7 +2,6 @@ package transport
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"slices"
 	"sort"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tidings/tidings/broker"
+	"github.com/tidings/tidings/internal/jsondoc"
 	"github.com/tidings/tidings/internal/multicursor"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
@@ -72,7 +72,7 @@ func (s *Server) parts(r *http.Request, req StreamRequest) (*parts, error) {
 		sr := req.Subscriptions[name]
 		p := &ps.list[i]
 		p.name = name
-		p.quoted, _ = json.Marshal(name)
+		p.quoted = jsondoc.AppendString(nil, name) // escapes U+0085 too, unlike encoding/json
 		if len(sr.Subscriptions) > 0 {
 			return nil, badRequest("subscription %s: subscriptions do not nest", p.quoted)
 		}

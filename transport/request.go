@@ -11,8 +11,10 @@ import (
 	"os"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/internal/jsondoc"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
@@ -63,16 +65,25 @@ func decodeStreamRequest(body io.Reader) (StreamRequest, error) {
 
 // decodeBody decodes one JSON value into v, refusing unknown fields and
 // anything after the value. A body over the size limit is the
-// *http.MaxBytesError (413); anything else wrong is a 400.
+// *http.MaxBytesError (413); anything else wrong is a 400, a body that is
+// not valid UTF-8 (or escapes half a surrogate pair) included: it is read
+// whole and checked first, since encoding/json would silently turn such a
+// string (an id, a name) into another one, with U+FFFD.
 func decodeBody(body io.Reader, v any, what string) error {
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	b, err := io.ReadAll(body)
 	if err == nil {
-		if _, err = dec.Token(); err == io.EOF {
-			return nil
-		} else if err == nil {
-			err = errors.New("more than one JSON value")
+		if err = jsondoc.CheckText(b); err != nil {
+			return badRequest("the body is not a valid %s: %v", what, err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(v)
+		if err == nil {
+			if _, err = dec.Token(); err == io.EOF {
+				return nil
+			} else if err == nil {
+				err = errors.New("more than one JSON value")
+			}
 		}
 	}
 	var maxBytes *http.MaxBytesError
@@ -82,10 +93,34 @@ func decodeBody(body io.Reader, v any, what string) error {
 	return badRequest("the body is not a valid %s: %v", what, err)
 }
 
+// checkQuery refuses a query string whose names or values (once
+// unescaped) are not valid UTF-8, and JSON values (terms, subscriptions)
+// that escape half a surrogate pair: decoding would silently replace them
+// with U+FFFD.
+func checkQuery(q url.Values) error {
+	for k, vs := range q {
+		if !utf8.ValidString(k) {
+			return badRequest("a query parameter name is not valid UTF-8")
+		}
+		for _, v := range vs {
+			if !utf8.ValidString(v) {
+				return badRequest("query parameter %q is not valid UTF-8", k)
+			}
+			if k == "terms" || k == "subscriptions" {
+				if err := jsondoc.CheckText([]byte(v)); err != nil {
+					return badRequest("query parameter %q: %v", k, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // queryStreamRequest reads the query string of an SSE or feed request:
 // collection, index, terms (a JSON array), collection+id for a document,
 // fields, snapshot, cursor, updates, data, page_size. Unknown parameters
-// are refused, like unknown fields in a body, except those in allow.
+// are refused, like unknown fields in a body, except those in allow, and
+// so is anything that is not valid UTF-8 (see checkQuery).
 func queryStreamRequest(q url.Values, allow ...string) (StreamRequest, error) {
 	var req StreamRequest
 	known := map[string]bool{"subscriptions": true, "collection": true, "id": true, "index": true, "terms": true, "fields": true,
@@ -93,6 +128,9 @@ func queryStreamRequest(q url.Values, allow ...string) (StreamRequest, error) {
 		"access_token": true} // for Authorize: see BearerToken
 	for _, a := range allow {
 		known[a] = true
+	}
+	if err := checkQuery(q); err != nil {
+		return req, err
 	}
 	for k, vs := range q {
 		if !known[k] {

@@ -170,8 +170,9 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) {
 }
 
 // endpoint wraps a handler with what every endpoint does first: answer a
-// CORS preflight, set the CORS headers (errors included), and refuse any
-// method but methods with 405.
+// CORS preflight, set the CORS headers (errors included), refuse any
+// method but methods with 405, and a query string that is not valid UTF-8
+// with 400.
 func (s *Server) endpoint(fn http.HandlerFunc, methods ...string) http.Handler {
 	allow := strings.Join(methods, ", ") + ", OPTIONS"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -183,6 +184,12 @@ func (s *Server) endpoint(fn http.HandlerFunc, methods ...string) http.Handler {
 			w.Header().Set("Allow", allow)
 			writeError(w, &Error{http.StatusMethodNotAllowed, CodeInvalidRequest, "use " + methods[0]})
 			return
+		}
+		if r.URL.RawQuery != "" {
+			if err := checkQuery(r.URL.Query()); err != nil {
+				s.writeErr(w, r, err)
+				return
+			}
 		}
 		fn(w, r)
 	})

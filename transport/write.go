@@ -62,7 +62,9 @@ func decodeWriteRequest(body io.Reader) (WriteRequest, error) {
 // (without it every write is refused with 403); the errors are then those
 // of broker.Commit (409 conflict for a create of an existing document, 404
 // for a missing one or an unknown collection, 400 for data that is not a
-// JSON object).
+// JSON object). A body that is not valid UTF-8 (or escapes half a
+// surrogate pair) is refused with 400 before it is decoded, since
+// encoding/json would read such an id as another one.
 //
 // Any other Content-Type is refused with 415: a page on another origin can
 // send a "simple" cross-origin POST (text/plain, form data) without asking

@@ -10,7 +10,8 @@ import (
 
 // AppendJSON appends the encoded value enc as canonical JSON text: numbers
 // in shortest exact decimal form (1.0 becomes 1), object members sorted by
-// key, no space. Parse of the result returns enc again.
+// key, no space, and U+2028, U+2029 and U+0085 escaped in strings. Parse
+// of the result returns enc again.
 func AppendJSON(dst []byte, enc string) []byte {
 	dst, _ = appendDecoded(dst, enc, 0)
 	return dst
@@ -145,7 +146,8 @@ func appendDecodedNumber(dst []byte, enc string, i int) ([]byte, int) {
 	return dst, j + 1
 }
 
-// appendDecodedString writes the string body at enc[i] as a JSON string.
+// appendDecodedString writes the string body at enc[i] as a JSON string,
+// with U+2028, U+2029 and U+0085 escaped, as every event line has them.
 func appendDecodedString(dst []byte, enc string, i int) ([]byte, int) {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
@@ -173,8 +175,14 @@ func appendDecodedString(dst []byte, enc string, i int) ([]byte, int) {
 		case c < utf8.RuneSelf:
 			dst = append(dst, c)
 		default:
-			_, size := utf8.DecodeRuneInString(enc[i:])
-			dst = append(dst, enc[i:i+size]...)
+			r, size := utf8.DecodeRuneInString(enc[i:])
+			if r == '\u2028' || r == '\u2029' || r == '\u0085' {
+				// Line ends to Unicode-aware clients: events carry these
+				// terms and values, each on one line.
+				dst = append(dst, '\\', 'u', hex[r>>12], hex[r>>8&0xF], hex[r>>4&0xF], hex[r&0xF])
+			} else {
+				dst = append(dst, enc[i:i+size]...)
+			}
 			i += size
 			continue
 		}

@@ -1,6 +1,9 @@
 package canonical
 
-import "testing"
+import (
+	"bytes"
+	"testing"
+)
 
 func mustParse(t testing.TB, text string) string {
 	t.Helper()
@@ -37,11 +40,14 @@ func TestTuple(t *testing.T) {
 
 func TestAppendJSONRoundTrip(t *testing.T) {
 	for _, text := range []string{`null`, `true`, `false`, `0`, `-1.5e-7`, `12345678901234567891`, `1e21`,
-		`"a\u0000\"\\\n\u001f é"`, `[]`, `[1,[2,[]]]`, `{}`, `{"b":1,"a":{"c":[null]}}`} {
+		`"a\u0000\"\\\n\u001f é"`, "\"\u2028\u2029\u0085\"", `{"\u2028":"\u0085"}`, `[]`, `[1,[2,[]]]`, `{}`, `{"b":1,"a":{"c":[null]}}`} {
 		enc := mustParse(t, text)
 		back := AppendJSON(nil, enc)
 		if again := mustParse(t, string(back)); again != enc {
 			t.Errorf("%s: canonical text %s encodes to %q, not %q", text, back, again, enc)
+		}
+		if bytes.ContainsAny(back, "\u2028\u2029\u0085") {
+			t.Errorf("%s: canonical text %q has a raw line separator", text, back)
 		}
 		if Skip(enc, 0) != len(enc) {
 			t.Errorf("%s: Skip = %d, want %d", text, Skip(enc, 0), len(enc))

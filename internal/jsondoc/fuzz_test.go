@@ -9,6 +9,8 @@ import (
 )
 
 // FuzzMergePatchDiff checks MergePatch and DiffData on arbitrary input.
+// Every result is checked to be what CompactObject returns unchanged: in
+// UTF-8, with no raw U+2028, U+2029 or U+0085 (keys re-encoded included).
 //
 // On any bytes, neither panics. When a and p are JSON objects (as
 // CompactObject accepts and compacts them, which is how the broker feeds
@@ -46,6 +48,9 @@ func FuzzMergePatchDiff(f *testing.F) {
 		{`{"k":null}`, `{"k":{"z":[null]}}`},
 		{`{"\u0041":1,"A":2}`, `{"A":null}`},
 		{"{\"\xff\":1,\"\xfe\":2}", `{"x":1}`},
+		{"{\"a\u2028\":\"\u0085\"}", "{\"a\u2028\":{\"\u2029\":\"\u0085\"},\"b\":null}"},
+		{`{"a\u2028":{"\u0085":1}}`, "{\"a\u2028\":{\"\u0085\":null,\"\u2029\":[\"\u2028\"]}}"},
+		{`{"a":"\ud83d\ude00"}`, `{"a":"\ud800"}`},
 		{`{"n":1}`, `{"n":1.0,"m":-0,"o":1e400}`},
 		{` { "a" : [ 1 , { "b" : null } ] } `, `{"a":{"b":{"c":{}}}}`},
 		{`{"a":{"b":{"c":{"d":{"e":1}}}}}`, `{"a":{"b":{"c":{"d":null}}}}`},
@@ -112,7 +117,7 @@ func checkDiffRebuilds(t *testing.T, from, to []byte) {
 func checkCompactObject(t *testing.T, b []byte) {
 	t.Helper()
 	c, err := CompactObject(b)
-	if err != nil || !bytes.Equal(c, b) {
+	if err != nil || !bytes.Equal(c, b) || bytes.ContainsAny(b, "\u2028\u2029\u0085") {
 		t.Fatalf("%s is not a compact JSON object (%v)", b, err)
 	}
 }
@@ -156,17 +161,18 @@ func hasNullMember(v any) bool {
 	return false
 }
 
-// FuzzAppendString: AppendString's output is valid JSON on one line that
-// encoding/json decodes to the same string as it decodes json.Marshal's
-// encoding to, and it is byte for byte encoding/json's own encoding
-// without HTML escaping.
+// FuzzAppendString: AppendString's output is valid JSON on one line (by
+// Unicode's rules too: no raw U+2028, U+2029 or U+0085) that encoding/json
+// decodes to the same string as it decodes json.Marshal's encoding to, and
+// it is byte for byte encoding/json's own encoding without HTML escaping
+// and with U+0085 escaped.
 func FuzzAppendString(f *testing.F) {
 	for _, s := range trickyStrings {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		got := AppendString(nil, s)
-		if !json.Valid(got) || bytes.ContainsAny(got, "\r\n\u2028\u2029") {
+		if !json.Valid(got) || !utf8.Valid(got) || bytes.ContainsAny(got, "\r\n\u2028\u2029\u0085") {
 			t.Fatalf("AppendString(%q) = %q", s, got)
 		}
 		var back, want string

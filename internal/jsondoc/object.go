@@ -9,7 +9,9 @@ import (
 
 // AppendString appends s as a JSON string, escaped as encoding/json does
 // (without its HTML escaping): quotes, backslashes, control characters,
-// U+2028 and U+2029; invalid UTF-8 becomes U+FFFD.
+// U+2028 and U+2029; invalid UTF-8 becomes U+FFFD. It also escapes U+0085
+// (NEL), which encoding/json leaves raw: clients that split lines by
+// Unicode's rules (Python's str.splitlines) break a line at all three.
 func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
@@ -49,9 +51,9 @@ func AppendString(dst []byte, s string) []byte {
 			start = i
 			continue
 		}
-		if r == '\u2028' || r == '\u2029' {
+		if r == '\u2028' || r == '\u2029' || r == '\u0085' {
 			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigit[r&0xf])
+			dst = append(dst, '\\', 'u', hexDigit[r>>12], hexDigit[r>>8&0xf], hexDigit[r>>4&0xf], hexDigit[r&0xf])
 			i += size
 			start = i
 			continue
@@ -122,17 +124,3 @@ func appendObject(dst []byte, ms []member) []byte {
 }
 
 func isObject(v []byte) bool { return len(v) > 0 && v[0] == '{' }
-
-// CompactObject checks that data is one JSON object and returns it
-// compacted onto one line, as events carry it.
-func CompactObject(data []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, data); err != nil {
-		return nil, errors.Join(ErrNotObject, err)
-	}
-	b := buf.Bytes()
-	if !isObject(b) {
-		return nil, ErrNotObject
-	}
-	return b, nil
-}
