@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -144,64 +143,24 @@ type apiRequest struct {
 	AllowOrigin, AllowCredentials     string // the CORS headers of the answer
 }
 
-// apiLog records every request to the API with its status.
-type apiLog struct {
-	mu   sync.Mutex
-	reqs []apiRequest
-}
-
-func (l *apiLog) wrap(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, cookieErr := r.Cookie("token")
-		req := apiRequest{Method: r.Method, Path: r.URL.Path, Origin: r.Header.Get("Origin"),
-			ContentType: r.Header.Get("Content-Type"), Cookie: cookieErr == nil,
-			AccessToken: r.URL.Query().Has("access_token")}
-		sw := &statusWriter{ResponseWriter: w, note: func(status int) {
-			req.Status = status
-			req.AllowOrigin = w.Header().Get("Access-Control-Allow-Origin")
-			req.AllowCredentials = w.Header().Get("Access-Control-Allow-Credentials")
-			l.mu.Lock()
-			l.reqs = append(l.reqs, req)
-			l.mu.Unlock()
-		}}
-		h.ServeHTTP(sw, r)
-		sw.writeHeader(http.StatusOK)
-	})
-}
-
-func (l *apiLog) snapshot() []apiRequest {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.reqs)
-}
-
-// statusWriter notes the status of a response when it is written (a
-// stream's handler returns only when the stream ends). Unwrap lets
-// http.ResponseController reach the connection's Flush and deadlines.
-type statusWriter struct {
-	http.ResponseWriter
-	note  func(int)
-	wrote bool
-}
-
-func (w *statusWriter) writeHeader(status int) {
-	if !w.wrote {
-		w.wrote = true
-		w.note(status)
+func apiRequests(l *browsertest.Requests) []apiRequest {
+	var out []apiRequest
+	for _, r := range l.List() {
+		cookies, _ := http.ParseCookie(r.Header.Get("Cookie"))
+		out = append(out, apiRequest{
+			Method:           r.Method,
+			Path:             r.URL.Path,
+			Origin:           r.Header.Get("Origin"),
+			ContentType:      r.Header.Get("Content-Type"),
+			Cookie:           slices.ContainsFunc(cookies, func(c *http.Cookie) bool { return c.Name == "token" }),
+			AccessToken:      r.URL.Query().Has("access_token"),
+			Status:           r.Status,
+			AllowOrigin:      r.Answer.Get("Access-Control-Allow-Origin"),
+			AllowCredentials: r.Answer.Get("Access-Control-Allow-Credentials"),
+		})
 	}
+	return out
 }
-
-func (w *statusWriter) WriteHeader(status int) {
-	w.writeHeader(status)
-	w.ResponseWriter.WriteHeader(status)
-}
-
-func (w *statusWriter) Write(p []byte) (int, error) {
-	w.writeHeader(http.StatusOK)
-	return w.ResponseWriter.Write(p)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // TestBrowserOrigins runs the customserver's handler behind a plain HTTP
 // test server and drives it from headless chromium with pages on two
@@ -234,7 +193,7 @@ func TestBrowserOrigins(t *testing.T) {
 
 	// Three servers, their addresses known before they start, since each
 	// page names the others.
-	var log apiLog
+	var log browsertest.Requests
 	var app browsertest.Report[appReport]
 	var other browsertest.Report[map[string]fetchResult]
 	appMux, otherMux := http.NewServeMux(), http.NewServeMux()
@@ -244,7 +203,7 @@ func TestBrowserOrigins(t *testing.T) {
 	apiURL, appURL, otherURL := baseURL(api), baseURL(appServer), baseURL(otherServer)
 
 	mux, srv := handler(b, testToken, appURL)
-	api.Config.Handler = log.wrap(mux)
+	api.Config.Handler = log.Wrap(mux)
 	transport.ConfigureServer(api.Config, 0)
 	page := func(tmpl, origin string) []byte {
 		return []byte(strings.NewReplacer("{{API}}", apiURL+"/api/tidings", "{{TOKEN}}", testToken,
@@ -300,7 +259,7 @@ func TestBrowserOrigins(t *testing.T) {
 	// Then the page goes to the other origin, which reports once it has
 	// tried all three.
 	saw := other.Wait(t, ctx, "the other origin's attempts", func(map[string]fetchResult) bool { return true })
-	reqs := log.snapshot()
+	reqs := apiRequests(&log)
 	t.Logf("the other origin's page saw: %+v", saw)
 
 	// The allowed origin's streams.

@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -226,3 +227,75 @@ func describe(v any, n int) string {
 	}
 	return string(b)
 }
+
+// Requests records the requests a handler gets (from the page under test)
+// with the status and headers of each answer, so that a test can check
+// what the browser sent and what the server said. Its zero value is ready
+// to use.
+type Requests struct {
+	mu   sync.Mutex
+	list []Request
+}
+
+// Request is one request that Requests recorded.
+type Request struct {
+	Method string
+	URL    *url.URL
+	Header http.Header // the request's
+	Status int
+	Answer http.Header // the answer's, as the status was written
+}
+
+// Wrap returns h, recording each request when its status is written: at
+// once for a stream, whose handler returns only when the stream ends.
+// The response writer keeps http.ResponseController working (Flush,
+// deadlines) by Unwrap.
+func (l *Requests) Wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, note: func(status int) {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.list = append(l.list, Request{Method: r.Method, URL: r.URL, Header: r.Header.Clone(),
+				Status: status, Answer: w.Header().Clone()})
+		}}
+		h.ServeHTTP(sw, r)
+		sw.writeHeader(http.StatusOK) // a handler that wrote nothing
+	})
+}
+
+// List returns the requests recorded so far, in the order their status
+// was written.
+func (l *Requests) List() []Request {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Request(nil), l.list...)
+}
+
+func (r Request) String() string {
+	return fmt.Sprintf("%s %s %d", r.Method, r.URL, r.Status)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	note  func(status int)
+	wrote bool
+}
+
+func (w *statusWriter) writeHeader(status int) {
+	if !w.wrote {
+		w.wrote = true
+		w.note(status)
+	}
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	w.writeHeader(status)
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	w.writeHeader(http.StatusOK)
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

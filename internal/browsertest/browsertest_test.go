@@ -107,3 +107,44 @@ func zombie(stat []byte) bool {
 	i := strings.LastIndexByte(string(stat), ')')
 	return i >= 0 && strings.HasPrefix(string(stat[i+1:]), " Z")
 }
+
+// Requests records a request as soon as its status is written, while a
+// stream's handler still runs, and the stream can still flush.
+func TestRequests(t *testing.T) {
+	var log Requests
+	flushed := make(chan struct{})
+	release := make(chan struct{})
+	h := log.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/refused" {
+			w.Header().Set("X-Why", "teapot")
+			w.WriteHeader(http.StatusTeapot)
+			return
+		}
+		w.Write([]byte("first\n"))
+		if err := http.NewResponseController(w).Flush(); err != nil {
+			t.Errorf("Flush through the recorder: %v", err)
+		}
+		close(flushed)
+		<-release
+	}))
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+
+	resp, err := http.Get(ts.URL + "/refused?x=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = http.Get(ts.URL + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	<-flushed
+	got := log.List()
+	close(release)
+	if len(got) != 2 || got[0].Status != http.StatusTeapot || got[0].Answer.Get("X-Why") != "teapot" ||
+		got[0].URL.Query().Get("x") != "1" || got[1].Status != http.StatusOK || got[1].URL.Path != "/stream" {
+		t.Fatalf("recorded %v", got)
+	}
+}
