@@ -10,7 +10,12 @@
 //	browsertest.Start(t, bin, ts.URL+"/")
 //	state := seen.Wait(t, ctx, "the page's first state", func(s map[string]string) bool { return s["status"] == "live" })
 //
-// It is for tests only.
+// Requests records what the page asked of a handler and what it was
+// answered, for what the page itself cannot see (a preflight, a status
+// that EventSource hides).
+//
+// It is for tests only, and needs a Unix system: chromium runs in a
+// process group of its own, killed whole.
 package browsertest
 
 import (
