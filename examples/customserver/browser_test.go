@@ -182,7 +182,7 @@ func apiRequests(l *browsertest.Requests) []apiRequest {
 //     fetch fail. The broker's head shows that nothing was written.
 func TestBrowserOrigins(t *testing.T) {
 	bin := browsertest.Chromium(t)
-	ctx, cancel := context.WithTimeoutCause(context.Background(), 60*time.Second, errors.New("the test's deadline"))
+	ctx, cancel := context.WithTimeoutCause(context.Background(), 90*time.Second, errors.New("the test's deadline"))
 	defer cancel()
 
 	b, err := newBroker()

@@ -70,7 +70,7 @@ type move struct {
 // (go test -run TestPageInBrowser -artifacts -outputdir DIR ./examples/spells).
 func TestPageInBrowser(t *testing.T) {
 	bin := browsertest.Chromium(t)
-	ctx, cancel := context.WithTimeoutCause(context.Background(), 60*time.Second, errors.New("the test's deadline"))
+	ctx, cancel := context.WithTimeoutCause(context.Background(), 90*time.Second, errors.New("the test's deadline"))
 	defer cancel()
 
 	// The server behind /tidings/, replaced by a new one on restart.
