@@ -1,21 +1,17 @@
 package transport
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tidings/tidings/internal/browsertest"
 )
 
 // browserPage opens an EventSource on the same origin, records every
@@ -61,6 +57,11 @@ type pageRecord struct {
 	State int    `json:"state"`
 }
 
+// pageRecords is the whole record, as the page POSTs it.
+type pageRecords []pageRecord
+
+func (rs pageRecords) String() string { return joinLines(rs) }
+
 func (r pageRecord) String() string {
 	id := r.ID
 	if len(id) > 10 {
@@ -75,82 +76,6 @@ type sseRequest struct {
 	UserAgent   string
 }
 
-// findChromium returns the path of a chromium binary, or "".
-func findChromium() string {
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
-// chromiumFlags run chromium headless, as root, on a machine with no
-// network but loopback, without anything that reaches out.
-var chromiumFlags = []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-	"--no-first-run", "--disable-background-networking", "--disable-component-update",
-	"--disable-sync", "--disable-extensions", "--disable-dev-shm-usage"}
-
-// chromiumProc is a chromium started by a test.
-type chromiumProc struct {
-	pid     int
-	log     string
-	exited  chan struct{} // closed when chromium has exited
-	waitErr error
-}
-
-// startChromium starts chromium in a process group of its own, with its
-// output in a file of dir. The test's cleanup kills it (stop) and, if the
-// test failed, logs what it said.
-func startChromium(t *testing.T, bin, dir string, args ...string) *chromiumProc {
-	t.Helper()
-	p := &chromiumProc{log: filepath.Join(dir, "chromium.log"), exited: make(chan struct{})}
-	out, err := os.Create(p.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	args = append(append(append([]string(nil), chromiumFlags...), "--user-data-dir="+filepath.Join(dir, "profile")), args...)
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = out, out // files: no copying goroutines
-	cmd.Env = append(os.Environ(), "HOME="+dir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	err = cmd.Start()
-	out.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.pid = cmd.Process.Pid
-	go func() { p.waitErr = cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("chromium %v said:\n%s", args, p.output())
-		}
-	})
-	return p
-}
-
-// stop kills chromium's process group (chromium and its zygote, renderer
-// and utility processes) and waits for chromium. It returns how chromium
-// exited.
-func (p *chromiumProc) stop() error {
-	syscall.Kill(-p.pid, syscall.SIGKILL) // ESRCH once the group is gone
-	<-p.exited
-	return p.waitErr
-}
-
-// output is the tail of what chromium wrote.
-func (p *chromiumProc) output() string {
-	b, _ := os.ReadFile(p.log)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
-}
-
 // TestBrowserEventSource opens an EventSource in headless Chromium on a
 // page served by the test server, commits, lets the server end the stream
 // (MaxLifetime: a stream_error event, then the response finishes
@@ -162,13 +87,7 @@ func (p *chromiumProc) output() string {
 // Run with -artifacts to keep eventsource.png, a screenshot of a page
 // showing what the browser reported.
 func TestBrowserEventSource(t *testing.T) {
-	bin := findChromium()
-	if bin == "" {
-		if os.Getenv("CI") == "" {
-			t.Skip("no chromium binary (apt-get install chromium; .ci/run does); CI is not set")
-		}
-		t.Fatal("CI is set and no chromium binary was found")
-	}
+	bin := browsertest.Chromium(t)
 	ctx, cancel := context.WithTimeoutCause(context.Background(), 90*time.Second, errors.New("the test's deadline"))
 	defer cancel()
 
@@ -177,7 +96,7 @@ func TestBrowserEventSource(t *testing.T) {
 		s.Retry = 50 * time.Millisecond
 	})
 	var reqs watched[sseRequest]
-	var records watched[pageRecord]
+	var records browsertest.Report[pageRecords]
 	mux := http.NewServeMux()
 	sseHandler := srv.SSE()
 	mux.HandleFunc("GET /sse", func(w http.ResponseWriter, r *http.Request) {
@@ -188,20 +107,13 @@ func TestBrowserEventSource(t *testing.T) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write([]byte(browserPage))
 	})
-	mux.HandleFunc("POST /report", func(w http.ResponseWriter, r *http.Request) {
-		var got []pageRecord
-		if err := json.NewDecoder(r.Body).Decode(&got); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		records.set(got)
-		w.WriteHeader(http.StatusNoContent)
-	})
+	mux.Handle("POST /report", &records)
 	// What the page reported, as a page of its own, for the screenshot.
 	mux.HandleFunc("GET /received", func(w http.ResponseWriter, r *http.Request) {
 		var sb strings.Builder
 		sb.WriteString(`<!doctype html><html><head><meta charset="utf-8"><style>body{font:12px monospace} li{white-space:nowrap}</style></head><body><h1>What the page's EventSource received</h1><ol>`)
-		for _, rec := range records.snapshot() {
+		got, _ := records.Last()
+		for _, rec := range got {
 			fmt.Fprintf(&sb, "<li>%s</li>", html.EscapeString(rec.String()))
 		}
 		sb.WriteString(`</ol></body></html>`)
@@ -211,34 +123,32 @@ func TestBrowserEventSource(t *testing.T) {
 	ts := httptest.NewUnstartedServer(mux)
 	ConfigureServer(ts.Config, 0)
 	ts.Start()
-	defer ts.Close()
+	t.Cleanup(ts.Close) // after chromium has gone: cleanups run last first
+	browser := browsertest.Start(t, bin, ts.URL+"/")
 
-	dir := t.TempDir()
-	browser := startChromium(t, bin, dir, ts.URL+"/")
-
-	count := func(kind string) func([]pageRecord) bool {
-		return func(rs []pageRecord) bool { return countKind(rs, kind) > 0 }
+	count := func(kind string) func(pageRecords) bool {
+		return func(rs pageRecords) bool { return countKind(rs, kind) > 0 }
 	}
-	records.waitFor(t, ctx, "the page's start event", count("start"))
+	records.Wait(t, ctx, "the page's start event", count("start"))
 
 	want := commitSpells(t, b, "a", 3, 2)
-	records.waitFor(t, ctx, "the first writes", func(rs []pageRecord) bool { return countKind(rs, "set") >= len(want) })
+	records.Wait(t, ctx, "the first writes", func(rs pageRecords) bool { return countKind(rs, "set") >= len(want) })
 	// The server ends the stream at its lifetime; the page gets
 	// stream_error and EventSource reconnects by itself.
-	records.waitFor(t, ctx, "stream_error", count(SSEErrorEvent))
+	records.Wait(t, ctx, "stream_error", count(SSEErrorEvent))
 	want = append(want, commitSpells(t, b, "b", 3, 1)...)
 	rq := reqs.waitFor(t, ctx, "the reconnect", func(rs []sseRequest) bool { return len(rs) >= 2 })
 	if rq[0].LastEventID != "" || rq[1].LastEventID == "" {
 		t.Fatalf("the first two SSE requests carried Last-Event-ID %q and %q; want none, then a cursor", rq[0].LastEventID, rq[1].LastEventID)
 	}
-	records.waitFor(t, ctx, "the second connection", func(rs []pageRecord) bool { return countKind(rs, "open") >= 2 })
+	records.Wait(t, ctx, "the second connection", func(rs pageRecords) bool { return countKind(rs, "open") >= 2 })
 	want = append(want, commitSpells(t, b, "c", 3, 1)...)
-	got := records.waitFor(t, ctx, "every write", func(rs []pageRecord) bool { return countKind(rs, "set") >= len(want) })
+	got := records.Wait(t, ctx, "every write", func(rs pageRecords) bool { return countKind(rs, "set") >= len(want) })
 	select {
-	case <-browser.exited:
-		t.Errorf("chromium exited by itself: %v", browser.waitErr)
+	case <-browser.Exited():
+		t.Errorf("chromium exited by itself: %v", browser.Err())
 	default:
-		browser.stop()
+		browser.Stop()
 	}
 	reqList := reqs.snapshot()
 
@@ -309,27 +219,7 @@ func TestBrowserEventSource(t *testing.T) {
 	t.Logf("%s: %d writes exactly once over %d connections; SSE requests' Last-Event-ID: %q; the page saw: %s",
 		reqList[0].UserAgent, len(sets), countKind(got, "open"), lastEventIDs(reqList), strings.Join(kinds, " "))
 
-	screenshot(t, ctx, bin, ts.URL+"/received")
-}
-
-// screenshot keeps a picture of url as the artifact eventsource.png, from a
-// second, short chromium run. It is only an artifact: a failure is logged.
-func screenshot(t *testing.T, ctx context.Context, bin, url string) {
-	dir := t.TempDir()
-	png := filepath.Join(t.ArtifactDir(), "eventsource.png")
-	p := startChromium(t, bin, dir, "--screenshot="+png, "--window-size=1100,900", "--hide-scrollbars", url)
-	select {
-	case <-p.exited:
-	case <-ctx.Done():
-		t.Logf("screenshot: %v\n%s", context.Cause(ctx), p.output())
-		return
-	}
-	b, err := os.ReadFile(png)
-	if err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
-		t.Logf("no screenshot: %v\n%s", err, p.output())
-		return
-	}
-	t.Logf("screenshot: %s (%d bytes)", png, len(b))
+	browsertest.Screenshot(t, ctx, bin, ts.URL+"/received", "eventsource.png", "--window-size=1100,900")
 }
 
 func countKind(rs []pageRecord, kind string) int {

@@ -1,9 +1,10 @@
 // Command customserver mounts tidings on an existing http.ServeMux under a
 // prefix, next to the application's own routes: HTTP/2 over TLS (with a
 // self-signed certificate made at start, unless -cert and -key are given)
-// and unencrypted HTTP/2 (h2c) on a second port, an Authorize hook that
-// wants a bearer token, CORS for one origin, and a graceful shutdown on
-// SIGINT and SIGTERM that ends every stream with its cursor.
+// and unencrypted HTTP/2 (h2c) on a second port, Authorize and
+// AuthorizeWrite hooks that want a token (a bearer header, a cookie or
+// access_token), CORS with credentials for one origin, and a graceful
+// shutdown on SIGINT and SIGTERM that ends every stream with its cursor.
 //
 //	go run ./examples/customserver
 package main
@@ -49,32 +50,13 @@ func main() {
 }
 
 func run(tlsAddr, h2cAddr, certFile, keyFile, token, origin string) error {
-	b, err := broker.New(broker.Options{Schema: index.Schema{Collections: []string{"orders"}}})
+	b, err := newBroker()
 	if err != nil {
 		return err
 	}
 	defer b.Close()
 
-	srv := &transport.Server{
-		Broker:         b,
-		AllowedOrigins: []string{origin},
-		// Streams and writes want the token, however the client sends it:
-		// a bearer header (fetch, the Go client), or, from a browser's
-		// EventSource, which sends no custom headers, a cookie or the
-		// access_token query parameter.
-		Authorize: func(r *http.Request, t subscription.Target) error {
-			return checkToken(r, token)
-		},
-		AuthorizeWrite: func(r *http.Request, req *transport.WriteRequest) error {
-			return checkToken(r, token)
-		},
-		Logger: slog.Default(),
-	}
-	// The application's own mux, with tidings under /api/tidings/.
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/health", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.Handle("/api/tidings/", srv)
-
+	mux, srv := handler(b, token, origin)
 	tlsServer := &http.Server{Addr: tlsAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	transport.ConfigureServer(tlsServer, 0)
 	if certFile == "" {
@@ -96,7 +78,7 @@ func run(tlsAddr, h2cAddr, certFile, keyFile, token, origin string) error {
 	fmt.Printf(`tidings under /api/tidings/ on https://%s (HTTP/2, TLS) and http://%s (h2c)
   curl -k -N -H 'Authorization: Bearer %s' -X POST https://%[1]s/api/tidings/stream -d '{"collection":"orders"}'
   curl --http2-prior-knowledge -N -H 'Authorization: Bearer %[3]s' -X POST http://%[2]s/api/tidings/stream -d '{"collection":"orders"}'
-  curl -k -X POST https://%[1]s/api/tidings/write -d '{"writes":[{"action":"create","collection":"orders","id":"1","data":{"total":12}}]}'
+  curl -k -H 'Authorization: Bearer %[3]s' -H 'Content-Type: application/json' -X POST https://%[1]s/api/tidings/write -d '{"writes":[{"action":"create","collection":"orders","id":"1","data":{"total":12}}]}'
 `, tlsAddr, h2cAddr, token)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -117,6 +99,44 @@ func run(tlsAddr, h2cAddr, certFile, keyFile, token, origin string) error {
 	tlsServer.Shutdown(sctx)
 	h2cServer.Shutdown(sctx)
 	return nil
+}
+
+// newBroker is an in-memory broker with the orders collection.
+func newBroker() (*broker.Broker, error) {
+	return broker.New(broker.Options{Schema: index.Schema{Collections: []string{"orders"}}})
+}
+
+// handler is the application's own mux, with tidings under /api/tidings/:
+// streams and writes want the token, and one origin may use them from a
+// browser.
+func handler(b *broker.Broker, token, origin string) (*http.ServeMux, *transport.Server) {
+	srv := &transport.Server{
+		Broker:         b,
+		AllowedOrigins: []string{origin},
+		// A page on origin sends the cookie with EventSource only if it
+		// asks (withCredentials), and the browser hands it the response
+		// only if the server answers with the exact origin and
+		// Access-Control-Allow-Credentials: true.
+		AllowCredentials: true,
+		// Streams and writes want the token, however the client sends it:
+		// a bearer header (fetch, the Go client), or, from a browser's
+		// EventSource, which sends no custom headers, a cookie or the
+		// access_token query parameter. A cookie rides along on requests
+		// from other origins' pages too; what keeps their writes out is
+		// that the write endpoint takes only application/json, which a
+		// browser must preflight, and CORS allows only origin.
+		Authorize: func(r *http.Request, t subscription.Target) error {
+			return checkToken(r, token)
+		},
+		AuthorizeWrite: func(r *http.Request, req *transport.WriteRequest) error {
+			return checkToken(r, token)
+		},
+		Logger: slog.Default(),
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/health", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("/api/tidings/", srv)
+	return mux, srv
 }
 
 // selfSigned makes a certificate for localhost, for the demo only.
