@@ -74,7 +74,7 @@ type Broker struct {
 	changeCh chan struct{}
 
 	ckpt      *checkpointer // nil without checkpoints
-	sinceCkpt int64         // bytes written since the last checkpoint; guarded by mu
+	sinceCkpt int64         // bytes written since the last checkpoint, replayed ones included; guarded by mu
 
 	cat     atomic.Pointer[entrystore.Catalog] // read without mu by catching-up subscribers
 	closing chan struct{}                      // closed by Close: wakes every subscriber
@@ -204,7 +204,11 @@ func (b *Broker) redefine(change func(*index.Schema)) error {
 
 // Close stops the broker: commits in flight finish, later ones fail with
 // ErrClosed, every subscriber receives an error event shutting_down with
-// the cursor to resume from, and the log is closed.
+// the cursor to resume from, and the log is closed. With checkpoints, it
+// first writes one of the final state if anything was written since the
+// newest, so that a restart replays nothing; that takes as long as any
+// checkpoint (see CheckpointOptions), and if it fails the error is logged
+// and the log closed all the same. The error is the log's.
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	if b.closeCalled {
@@ -217,10 +221,9 @@ func (b *Broker) Close() error {
 	b.stop()
 	b.mu.Unlock()
 	if b.ckpt != nil {
-		// A checkpoint in progress stops at its next few thousand documents.
-		<-b.ckpt.done
-		b.ckpt.mu.Lock() // and one that Checkpoint is writing
-		b.ckpt.mu.Unlock()
+		// A checkpoint in progress stops at its next few thousand
+		// documents, for one of the final state.
+		b.closeCheckpoint()
 	}
 	return b.log.Close()
 }

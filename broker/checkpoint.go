@@ -22,6 +22,19 @@ import (
 // directory (a *txlog.FileLog) into the subdirectory "checkpoints" of the
 // log's directory, every 64 MiB of writes and every 10 minutes, keeping 2.
 // A broker on any other log has no checkpoints unless Dir is set.
+//
+// The writes count across restarts: New counts those it replays (the log
+// after the newest checkpoint) towards Every, and writes a checkpoint as
+// it returns if they add up to it already. So a process restarted, or
+// killed, before it writes Every bytes still checkpoints, and the log's
+// retention still reclaims what the checkpoints cover.
+//
+// Close writes a checkpoint of the final state if anything was written
+// since the newest one, so that a restart after Close replays nothing.
+// Close returns once it is written, which takes as long as any checkpoint
+// (every document written once: about 1.5 s for a million documents of
+// 270 bytes on two cores). A process killed meanwhile loses nothing; if
+// it fails, Close logs the error and closes the log all the same.
 type CheckpointOptions struct {
 	// Disable turns checkpoints off: a restart replays the whole log, and
 	// so needs the whole log (retention must keep everything).
@@ -30,10 +43,12 @@ type CheckpointOptions struct {
 	Dir string
 	// Every writes a checkpoint once the writes since the last one add up
 	// to this many bytes (the documents written, before and after images,
-	// about what the log grew by); 64 MiB by default.
+	// about what the log grew by), counting those that New replayed after
+	// a restart; 64 MiB by default.
 	Every int64
 	// Interval writes a checkpoint this long after the last one if
-	// anything was committed since; 10 minutes by default.
+	// anything was committed since (or replayed by New); 10 minutes by
+	// default.
 	Interval time.Duration
 	// Keep is how many checkpoints are kept, newest first; 2 by default.
 	// The log keeps everything after the oldest of them, so that a damaged
@@ -148,16 +163,6 @@ func (b *Broker) checkpoint() (txlog.Txn, error) {
 	if err := b.awaitPublished(txn, b.closing); err != nil {
 		return 0, err
 	}
-	// The state at txn is in the log; under SyncInterval and SyncNever it
-	// may not be on disk yet, and a checkpoint must never be ahead of the
-	// log it will be replayed against. A log that is not Durable loses
-	// its records with the process, so it has nothing to sync.
-	if d, ok := b.log.(txlog.Durable); ok {
-		if err := d.Sync(); err != nil {
-			return 0, fmt.Errorf("broker: syncing the log for a checkpoint: %w", err)
-		}
-	}
-	start := time.Now()
 	stop := func() bool {
 		select {
 		case <-b.closing:
@@ -166,14 +171,68 @@ func (b *Broker) checkpoint() (txlog.Txn, error) {
 			return false
 		}
 	}
+	if err := b.writeCheckpoint(txn, docs, stop); err != nil {
+		return 0, err
+	}
+	return txn, nil
+}
+
+// closeCheckpoint is Close's checkpoint of the final state, written if
+// anything was written since the newest one (in this process, or in an
+// earlier one and replayed by New), so that a clean restart replays
+// nothing. Commits have stopped, so the state is final. Unlike the
+// checkpoints that Close abandons, it runs to the end: it costs what any
+// checkpoint costs, every document written once. A failure is only
+// logged: the log holds every commit, so nothing is lost, and Close goes
+// on to close the log.
+func (b *Broker) closeCheckpoint() {
+	cp := b.ckpt
+	<-cp.done    // the goroutine's checkpoint, if any, is abandoned
+	cp.mu.Lock() // and so is one that Checkpoint was writing
+	defer cp.mu.Unlock()
+	b.mu.Lock()
+	txn, docs, failed := b.head, b.docs.Clone(), b.failed
+	b.mu.Unlock()
+	if failed != nil || txn == cp.lastTxn {
+		// After a log failure the state holds commits of unknown fate.
+		return
+	}
+	// The commits in flight staged their records before Close stopped
+	// commits, so the head is final. A Durable log makes them durable in
+	// writeCheckpoint's Sync; on any other log, wait for them.
+	if _, ok := b.log.(txlog.Durable); !ok {
+		if err := b.awaitPublished(txn, nil); err != nil {
+			return // the log failed
+		}
+	}
+	if err := b.writeCheckpoint(txn, docs, func() bool { return false }); err != nil {
+		b.logger.Error("broker: writing a checkpoint on Close; the next start replays the log after the last one", "err", err)
+	}
+}
+
+// writeCheckpoint writes docs, the state at txn, as a checkpoint, then
+// prunes. Called with cp.mu held, once the commits up to txn are
+// delivered, or, on a Durable log, staged (its Sync makes them durable).
+func (b *Broker) writeCheckpoint(txn txlog.Txn, docs *docTree, stop func() bool) error {
+	cp := b.ckpt
+	// The state at txn is in the log; under SyncInterval and SyncNever it
+	// may not be on disk yet, and a checkpoint must never be ahead of the
+	// log it will be replayed against. A log that is not Durable loses
+	// its records with the process, so it has nothing to sync.
+	if d, ok := b.log.(txlog.Durable); ok {
+		if err := d.Sync(); err != nil {
+			return fmt.Errorf("broker: syncing the log for a checkpoint: %w", err)
+		}
+	}
+	start := time.Now()
 	size, err := writeCheckpointFile(cp.opt.Dir, b.log.ID(), txn, docs, stop)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	cp.lastTxn = txn
 	b.logger.Info("broker: checkpoint written", "txn", txn, "documents", docs.Len(), "bytes", size, "took", time.Since(start))
 	cp.prune(b)
-	return txn, nil
+	return nil
 }
 
 // prune deletes all but the newest Keep checkpoints, and lets the log's
@@ -201,12 +260,16 @@ func (cp *checkpointer) prune(b *Broker) {
 // wroteBytes counts a commit's bytes towards the next checkpoint. Called
 // with mu held.
 func (b *Broker) wroteBytes(ws []txlog.Write) {
-	if b.ckpt == nil {
-		return
+	if b.ckpt != nil {
+		b.countBytes(writesBytes(ws))
 	}
-	for i := range ws {
-		b.sinceCkpt += int64(len(ws[i].Before) + len(ws[i].After))
-	}
+}
+
+// countBytes adds n bytes written since the last checkpoint, and asks for
+// a checkpoint once they add up to Every. Called with mu held, or by New
+// for the writes it replayed, so that the count goes on across restarts.
+func (b *Broker) countBytes(n int64) {
+	b.sinceCkpt += n
 	if b.sinceCkpt >= b.ckpt.opt.Every {
 		b.sinceCkpt = 0
 		select {
@@ -214,4 +277,14 @@ func (b *Broker) wroteBytes(ws []txlog.Write) {
 		default: // one is asked for already
 		}
 	}
+}
+
+// writesBytes is what writes count towards Every: their before and after
+// images, about what they add to the log.
+func writesBytes(ws []txlog.Write) int64 {
+	var n int64
+	for i := range ws {
+		n += int64(len(ws[i].Before) + len(ws[i].After))
+	}
+	return n
 }

@@ -46,6 +46,19 @@ func mustCkptBroker(t *testing.T, dir string, lopt txlog.FileOptions, copt Check
 	return b
 }
 
+// closeAsKilled closes b as a kill would leave its directory: with no
+// checkpoint on Close. It closes the log first, so that Close's checkpoint
+// fails (and is only logged, to quietLogger).
+func closeAsKilled(t *testing.T, b *Broker) {
+	t.Helper()
+	if err := b.log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // churn commits n random transactions: creates, updates that move
 // documents between sets, deletes.
 func churn(t *testing.T, b *Broker, r *rand.Rand, n int) {
@@ -140,9 +153,8 @@ func TestCheckpointRestart(t *testing.T) {
 	for _, e := range pageAfter(t, b, fire, resumeAt) {
 		wantEvents = append(wantEvents, string(e.JSON))
 	}
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
+	// Ended as by a kill, so that the restart replays the log after ck2.
+	closeAsKilled(t, b)
 
 	b = mustCkptBroker(t, dir, lopt, CheckpointOptions{})
 	defer b.Close()
@@ -213,9 +225,7 @@ func TestCheckpointFallback(t *testing.T) {
 		cks = append(cks, must(b.Checkpoint(context.Background())))
 		churn(t, b, r, 100)
 		want = dumpState(t, b)
-		if err := b.Close(); err != nil {
-			t.Fatal(err)
-		}
+		closeAsKilled(t, b) // the log after cks[1] is replayed
 		return dir, want, cks
 	}
 	flip := func(t *testing.T, dir string, txn txlog.Txn, at float64) {
@@ -290,11 +300,13 @@ func TestCheckpointNotBackedByLog(t *testing.T) {
 	dir, early := t.TempDir(), t.TempDir()
 	b := mustCkptBroker(t, dir, txlog.FileOptions{}, CheckpointOptions{})
 	churn(t, b, r, 50)
-	b.Close()
+	// Ended as by kills, here and below, so that no checkpoint of Close's
+	// stands in for the whole log.
+	closeAsKilled(t, b)
 	copyDir(t, dir, early) // the log as a power failure might leave it
 	b = mustCkptBroker(t, early, txlog.FileOptions{}, CheckpointOptions{})
 	want := dumpState(t, b)
-	b.Close()
+	closeAsKilled(t, b)
 	b = mustCkptBroker(t, dir, txlog.FileOptions{}, CheckpointOptions{})
 	churn(t, b, r, 50)
 	ck := must(b.Checkpoint(context.Background()))
@@ -312,7 +324,7 @@ func TestCheckpointNotBackedByLog(t *testing.T) {
 	for b.Head() <= ck {
 		churn(t, b, r, 10)
 	}
-	b.Close()
+	closeAsKilled(t, b)
 	b = mustCkptBroker(t, early, txlog.FileOptions{}, CheckpointOptions{})
 	if b.ckpt.lastTxn == ck {
 		t.Fatalf("the set-aside checkpoint at %d was loaded once the log passed it", ck)

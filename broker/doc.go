@@ -87,7 +87,16 @@
 // Checkpoints (CheckpointOptions, on by default with a file log, or any
 // txlog.Durable log with a directory) write every document at one txn to a
 // file, atomically and checksummed, when the writes since the last one add
-// up to Every bytes or Interval passes.
+// up to Every bytes or Interval passes, and on Close if anything was
+// written since the last. The writes count across restarts: what a restart
+// replays counts towards the next checkpoint, so that a process restarted
+// or killed before each Every bytes still checkpoints once its lives' writes
+// add up, and retention still reclaims the log. Close's checkpoint makes
+// the next start replay nothing; Close waits for it, as long as any
+// checkpoint takes (every document written once: about 1.5 s for a million
+// documents of 270 bytes on two cores). A process killed meanwhile loses
+// nothing, nor does a Close whose checkpoint fails: that is logged, the log
+// is closed all the same, and the next start replays the log.
 // A restart reads the newest checkpoint and replays only the log after it,
 // and the log's retention (FileOptions.MaxBytes, MaxAge) may delete what
 // the oldest kept checkpoint covers, never more. A damaged checkpoint is

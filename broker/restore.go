@@ -76,9 +76,17 @@ func (b *Broker) loadState() error {
 			ErrNoState, b.log.Oldest().Txn, why)
 	}
 	fromCkpt := b.head
-	replayed, err := b.replay()
+	replayed, replayedBytes, err := b.replay()
 	if err != nil {
 		return err
+	}
+	if cp != nil {
+		// What was written since the checkpoint counts towards the next
+		// (one is written as New returns if it adds up to Every already),
+		// so that processes that each end, by Close or by a kill, before
+		// writing Every bytes still checkpoint, and retention reclaims the
+		// log.
+		b.countBytes(replayedBytes)
 	}
 	if b.docs.Len() == 0 && b.head == 0 {
 		return nil
@@ -87,7 +95,7 @@ func (b *Broker) loadState() error {
 		return err
 	}
 	b.logger.Info("broker: state rebuilt", "txn", b.head, "documents", b.docs.Len(), "entries", b.store.Len(),
-		"checkpoint", fromCkpt, "records replayed", replayed, "took", time.Since(start))
+		"checkpoint", fromCkpt, "records replayed", replayed, "bytes replayed", replayedBytes, "took", time.Since(start))
 	return nil
 }
 
@@ -126,20 +134,20 @@ func (b *Broker) loadCheckpoint(txn txlog.Txn) error {
 }
 
 // replay applies the log after the state's head (zero: the whole log) to
-// the documents, and returns how many records it read.
-func (b *Broker) replay() (int, error) {
+// the documents, and returns how many records it read and their bytes as
+// CheckpointOptions.Every counts them.
+func (b *Broker) replay() (n int, nbytes int64, err error) {
 	if b.log.Head().Txn <= b.head {
-		return 0, nil
+		return 0, 0, nil
 	}
 	cat := b.cat.Load()
 	from := txlog.Pos{}
 	if b.head > 0 {
 		from = txlog.AfterTxn(b.head)
 	}
-	n := 0
 	for rec, err := range b.log.Read(txlog.Cursor{Log: b.log.ID(), Pos: from}) {
 		if err != nil {
-			return n, fmt.Errorf("broker: replaying the log: %w", err)
+			return n, nbytes, fmt.Errorf("broker: replaying the log: %w", err)
 		}
 		for i := range rec.Writes {
 			w := &rec.Writes[i]
@@ -147,7 +155,7 @@ func (b *Broker) replay() (int, error) {
 				continue
 			}
 			if _, err := cat.CollectionSet(w.Ref.Collection); err != nil {
-				return n, fmt.Errorf("broker: replaying txn %d: %s: %w (declare it in Options.Schema)", rec.Txn, w.Ref, err)
+				return n, nbytes, fmt.Errorf("broker: replaying txn %d: %s: %w (declare it in Options.Schema)", rec.Txn, w.Ref, err)
 			}
 			// A copy: w.After shares the record's buffer, before images
 			// included, which the state must not keep alive.
@@ -159,8 +167,9 @@ func (b *Broker) replay() (int, error) {
 		}
 		b.head = rec.Txn
 		n++
+		nbytes += writesBytes(rec.Writes)
 	}
-	return n, nil
+	return n, nbytes, nil
 }
 
 // buildIndexes builds the index store of the documents, at the head:
