@@ -14,9 +14,7 @@ func (s *Server) Stream() http.Handler {
 	return s.endpoint(func(w http.ResponseWriter, r *http.Request) {
 		body, done := s.readBody(w, r)
 		req, err := decodeStreamRequest(body)
-		if err == nil {
-			done() // a stream lives on without a deadline
-		}
+		done(err == nil)
 		if err != nil {
 			s.writeErr(w, r, err)
 			return

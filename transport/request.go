@@ -301,12 +301,23 @@ func (req StreamRequest) Query() url.Values {
 
 // readBody returns r's body for decoding: capped at MaxBodyBytes, and read
 // under BodyTimeout, so that a body trickled in, or never finished, does
-// not hold a handler and its connection. done clears the deadline, for a
-// body read whole; after a failed read the deadline stays, so that the
+// not hold a handler and its connection. done(whole) ends the timing:
+// for a body read whole it clears the deadline, and a stream then lives
+// on without one; after a failed read the deadline stays, so that the
 // server, which reads what is left of a body before it answers, gives up
 // on it too.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body io.Reader, done func()) {
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body io.Reader, done func(whole bool)) {
 	rc := http.NewResponseController(w)
-	rc.SetReadDeadline(time.Now().Add(orDefault(s.BodyTimeout, DefaultBodyTimeout))) // not every writer has deadlines
-	return http.MaxBytesReader(w, r.Body, orDefault(s.MaxBodyBytes, DefaultMaxBodyBytes)), func() { rc.SetReadDeadline(time.Time{}) }
+	d := orDefault(s.BodyTimeout, DefaultBodyTimeout)
+	rc.SetReadDeadline(time.Now().Add(d)) // not every writer has deadlines
+	// Under heavy load a read was once seen still blocked long after this
+	// deadline (cause not found); when the time is up the deadline is set
+	// again, in the past, which wakes a blocked read at once.
+	late := time.AfterFunc(d+d/2, func() { rc.SetReadDeadline(time.Now()) })
+	return http.MaxBytesReader(w, r.Body, orDefault(s.MaxBodyBytes, DefaultMaxBodyBytes)), func(whole bool) {
+		late.Stop()
+		if whole {
+			rc.SetReadDeadline(time.Time{})
+		}
+	}
 }

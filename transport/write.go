@@ -79,9 +79,7 @@ func (s *Server) Write() http.Handler {
 		}
 		body, done := s.readBody(w, r)
 		req, err := decodeWriteRequest(body)
-		if err == nil {
-			done() // a stream lives on without a deadline
-		}
+		done(err == nil)
 		if err != nil {
 			s.writeErr(w, r, err)
 			return
