@@ -1,0 +1,76 @@
+package wire
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/tidings/tidings/internal/canonical"
+	"github.com/tidings/tidings/subscription"
+	"github.com/tidings/tidings/txlog"
+)
+
+const spellRef = `{"@ref":{"id":"1","collection":{"@ref":{"id":"spells","collection":{"@ref":{"id":"collections"}}}}}}`
+
+func faunaOf(t *testing.T, native []byte, collection string) string {
+	t.Helper()
+	out, err := AppendFaunaV4(nil, native, collection)
+	if err != nil {
+		t.Fatalf("%s: %v", native, err)
+	}
+	checkLine(t, out)
+	return string(out)
+}
+
+// TestFaunaV4Events: each event type in Fauna's v4 shape, refs tagged,
+// cursors left out, every field kept in order.
+func TestFaunaV4Events(t *testing.T) {
+	ref := txlog.Ref{Collection: "spells", ID: "1"}
+	all := subscription.FieldAction | subscription.FieldDocument | subscription.FieldDiff | subscription.FieldPrev
+	for _, c := range []struct {
+		name, collection string
+		native           []byte
+		want             string
+	}{
+		{"start", "", AppendStart(nil, 7, "cur"), `{"type":"start","txn":7,"event":7}`},
+		{"status", "", AppendStatus(nil, 9), `{"type":"status","txn":9}`},
+		{"error", "", AppendError(nil, 9, "shutting_down", "closing", "cur"),
+			`{"type":"error","txn":9,"event":{"code":"shutting_down","description":"closing"}}`},
+		{"update", "", AppendVersion(nil, &Version{Action: "update", Ref: ref, Txn: 20, Cursor: "c", BeforeTxn: 10,
+			Before: []byte(`{"a":1}`), After: []byte(`{"a":2,"o":{"@x":[{"@y":1}]}}`), Diff: []byte(`{"a":2}`)}, all),
+			`{"type":"version","txn":20,"event":{"action":"update",` +
+				`"document":{"ref":` + spellRef + `,"ts":20,"data":{"a":2,"o":{"@obj":{"@x":[{"@obj":{"@y":1}}]}}}},` +
+				`"diff":{"ref":` + spellRef + `,"ts":20,"data":{"a":2}},` +
+				`"prev":{"ref":` + spellRef + `,"ts":10,"data":{"a":1}}}}`},
+		{"create", "", AppendVersion(nil, &Version{Action: "create", Ref: ref, Txn: 20, After: []byte(`{}`)}, subscription.FieldAction|subscription.FieldPrev),
+			`{"type":"version","txn":20,"event":{"action":"create","prev":null}}`},
+		{"delete", "", AppendVersion(nil, &Version{Action: "delete", Ref: ref, Txn: 30, BeforeTxn: 20, Before: []byte(`{}`)}, subscription.DefaultFields),
+			`{"type":"version","txn":30,"event":{"action":"delete","document":{"ref":` + spellRef + `,"ts":30}}}`},
+		{"set", "", AppendSet(nil, &SetChange{Action: "add", Ref: ref, Txn: 5, Terms: tuple(t, `"fire"`), Values: tuple(t)},
+			subscription.DefaultFields|subscription.FieldIndex, false),
+			`{"type":"set","txn":5,"event":{"action":"add","document":{"ref":` + spellRef + `,"ts":5},"index":{"terms":["fire"],"values":[]}}}`},
+		{"documents", "spells", AppendSet(nil, &SetChange{Action: "remove", Ref: ref, Txn: 5},
+			subscription.DefaultFields|subscription.FieldIndex, false),
+			`{"type":"set","txn":5,"event":{"action":"remove","document":{"ref":` + spellRef + `,"ts":5},` +
+				`"index":{"terms":[{"@ref":{"id":"spells","collection":{"@ref":{"id":"collections"}}}}],"values":[]}}}`},
+	} {
+		if got := faunaOf(t, c.native, c.collection); got != c.want {
+			t.Errorf("%s:\n got %s\nwant %s", c.name, got, c.want)
+		}
+	}
+	if _, err := AppendFaunaV4(nil, AppendSnapshot(nil, 1, "", nil, subscription.DefaultFields, false, true), ""); !errors.Is(err, ErrNoFaunaForm) {
+		t.Errorf("a snapshot page has a Fauna form")
+	}
+}
+
+func tuple(t *testing.T, vals ...string) canonical.Tuple {
+	t.Helper()
+	var encs []string
+	for _, v := range vals {
+		enc, err := canonical.Parse([]byte(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		encs = append(encs, enc)
+	}
+	return canonical.TupleOf(encs...)
+}
