@@ -74,3 +74,40 @@ func tuple(t *testing.T, vals ...string) canonical.Tuple {
 	}
 	return canonical.TupleOf(encs...)
 }
+
+// TestFaunaLinesShared: the subscribers of one event get the same bytes;
+// another field set or stream kind gets its own; the cache is bounded.
+func TestFaunaLinesShared(t *testing.T) {
+	var c FaunaLines
+	ref := txlog.Ref{Collection: "spells", ID: "1"}
+	native := AppendSet(nil, &SetChange{Action: "add", Ref: ref, Txn: 5}, subscription.DefaultFields|subscription.FieldIndex, false)
+	a, err := c.Line(native, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := c.Line(native, "")
+	if &a[0] != &b[0] {
+		t.Fatal("two subscribers of one event got two encodings")
+	}
+	if want := faunaOf(t, native, "") + "\r\n"; string(a) != want {
+		t.Fatalf("got %q, want %q", a, want)
+	}
+	d, _ := c.Line(native, "spells")
+	if &d[0] == &a[0] || string(d) == string(a) {
+		t.Fatal("a Documents stream got the line of a Match stream")
+	}
+	same := append([]byte(nil), native...)
+	e, _ := c.Line(same, "")
+	if &e[0] == &a[0] || string(e) != string(a) {
+		t.Fatal("equal bytes of another event")
+	}
+	for i := range 2 * DefaultFaunaLines {
+		n := AppendSet(nil, &SetChange{Action: "add", Ref: ref, Txn: txlog.Txn(i)}, subscription.DefaultFields, false)
+		if _, err := c.Line(n, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.Len() != DefaultFaunaLines {
+		t.Fatalf("kept %d events", c.Len())
+	}
+}

@@ -79,8 +79,11 @@
 // on the stream), cursors and resume, set update events, and v10 event
 // sources, which are a later step.
 //
-// Each event's Fauna form is made from its native form (which the broker
-// encodes once per write and field set) by each subscriber's handler: the
-// Fauna bytes are per subscriber today, not shared by the subscribers of
-// a write as the native ones are.
+// The Fauna line of a write's event is made once per write, field set and
+// stream kind (the terms of a Documents stream differ), from the native
+// line the broker encodes once, and shared by every stream of the Handler
+// that receives it (internal/wire's FaunaLines, which keeps the newest
+// 4096). A subscriber catching up from the log, after it fell behind,
+// gets events of its own and makes their lines itself, as do start,
+// status and error events, which belong to one stream.
 package fauna

@@ -31,6 +31,8 @@ type Handler struct {
 	// stream or a Get), MaxStreamsPerConn, MaxSubscriptionsPerConn,
 	// Heartbeat, WriteTimeout and MaxBodyBytes. Required.
 	Server *transport.Server
+
+	lines wire.FaunaLines // the Fauna lines of recent writes, shared by their subscribers
 }
 
 // ServeHTTP answers POST /stream and POST /; anything else is a 404 in
@@ -198,18 +200,28 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 	writeTimeout := orDefault(s.WriteTimeout, transport.DefaultWriteTimeout)
 	var buf []byte
 	for e := range sub.Events() {
-		buf, err = wire.AppendFaunaV4(buf[:0], e.JSON, collection)
+		var line []byte
+		switch e.Type {
+		case subscription.TypeVersion, subscription.TypeSet, subscription.TypeHistoryRewrite:
+			// The events of a write: their Fauna line is shared.
+			line, err = h.lines.Line(e.JSON, collection)
+		default:
+			// This stream's own (start, status, its end).
+			buf, err = wire.AppendFaunaV4(buf[:0], e.JSON, collection)
+			buf = append(buf, '\r', '\n')
+			line = buf
+		}
 		if errors.Is(err, wire.ErrNoFaunaForm) {
 			continue
 		}
 		if err != nil {
 			h.logger().Error("fauna: an event has no Fauna form", "error", err)
-			buf = buf[:0]
-			buf, _ = wire.AppendFaunaV4(buf, wire.AppendError(nil, e.Txn, "internal", "an event could not be encoded", ""), "")
+			buf, _ = wire.AppendFaunaV4(buf[:0], wire.AppendError(nil, e.Txn, "internal", "an event could not be encoded", ""), "")
+			line = append(buf, '\r', '\n')
+			e.Type = subscription.TypeError
 		}
-		buf = append(buf, '\r', '\n')
 		rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if _, err := w.Write(buf); err != nil {
+		if _, err := w.Write(line); err != nil {
 			return
 		}
 		if rc.Flush() != nil {
