@@ -49,6 +49,12 @@
 // stream limit); 503 unavailable (the broker is closed). There is no CORS:
 // the v4 drivers are used from servers.
 //
+// During a stream Authorize is asked again every Heartbeat; a refusal ends
+// the stream with an error event (permission denied, or unauthorized for
+// transport.ErrUnauthorized). The streams of this front are not the
+// transport.Server's: its Shutdown and MaxLifetime do not reach them.
+// Closing the broker ends them, each with an error event shutting_down.
+//
 // # Events
 //
 // Each event is one JSON line ending in \r\n, written and flushed on its

@@ -199,7 +199,27 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 	rc.Flush()
 	writeTimeout := orDefault(s.WriteTimeout, transport.DefaultWriteTimeout)
 	var buf []byte
+	heartbeat := orDefault(s.Heartbeat, transport.DefaultHeartbeat)
+	recheck := time.Now().Add(heartbeat)
 	for e := range sub.Events() {
+		// Authorize is asked again every Heartbeat, as the native
+		// transport does, so that a revoked secret ends the stream.
+		if s.Authorize != nil && !time.Now().Before(recheck) {
+			recheck = time.Now().Add(heartbeat)
+			if err := s.Authorize(r, target); err != nil {
+				code := codePermission
+				if errors.Is(err, transport.ErrUnauthorized) {
+					code = codeUnauthorized
+				}
+				buf, _ = wire.AppendFaunaV4(buf[:0], wire.AppendError(nil, e.Txn, code, "Authorization was withdrawn.", ""), "")
+				buf = append(buf, '\r', '\n')
+				rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+				if _, err := w.Write(buf); err == nil {
+					rc.Flush()
+				}
+				return
+			}
+		}
 		var line []byte
 		switch e.Type {
 		case subscription.TypeVersion, subscription.TypeSet, subscription.TypeHistoryRewrite:

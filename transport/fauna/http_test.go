@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tidings/tidings/broker"
 	"github.com/tidings/tidings/index"
@@ -168,3 +170,46 @@ func TestStreamLines(t *testing.T) {
 }
 
 func itoa(txn txlog.Txn) string { b, _ := json.Marshal(uint64(txn)); return string(b) }
+
+// TestReauthorize: a stream whose secret is revoked ends at the next
+// heartbeat with an error event permission denied.
+func TestReauthorize(t *testing.T) {
+	b, err := broker.New(broker.Options{Schema: index.Schema{Collections: []string{"spells"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var revoked atomic.Bool
+	h := &fauna.Handler{Server: &transport.Server{Broker: b, Heartbeat: 20 * time.Millisecond,
+		Authorize: func(*http.Request, subscription.Target) error {
+			if revoked.Load() {
+				return errors.New("revoked")
+			}
+			return nil
+		}}}
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+	defer b.Close()
+	resp := post(t, ts.URL+"/stream", `{"documents":{"collection":"spells"}}`, "")
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	if l, err := r.ReadString('\n'); err != nil || !strings.Contains(l, `"start"`) {
+		t.Fatalf("%q %v", l, err)
+	}
+	revoked.Store(true)
+	for {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("the stream ended without an error event: %v", err)
+		}
+		if strings.Contains(l, `"type":"status"`) {
+			continue
+		}
+		if !strings.Contains(l, `"type":"error"`) || !strings.Contains(l, `"code":"permission denied"`) {
+			t.Fatalf("got %q", l)
+		}
+		break
+	}
+	if _, err := r.ReadString('\n'); err != io.EOF {
+		t.Fatalf("the stream went on after its error event: %v", err)
+	}
+}
