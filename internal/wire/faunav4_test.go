@@ -1,7 +1,9 @@
 package wire
 
 import (
+	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 
 	"github.com/tidings/tidings/internal/canonical"
@@ -52,6 +54,8 @@ func TestFaunaV4Events(t *testing.T) {
 			subscription.DefaultFields|subscription.FieldIndex, false),
 			`{"type":"set","txn":5,"event":{"action":"remove","document":{"ref":` + spellRef + `,"ts":5},` +
 				`"index":{"terms":[{"@ref":{"id":"spells","collection":{"@ref":{"id":"collections"}}}}],"values":[]}}}`},
+		{"history_rewrite", "", AppendHistoryRewrite(nil, 40, "c", "insert", ref, 15, []byte(`{"a":0}`), subscription.DefaultFields),
+			`{"type":"history_rewrite","txn":40,"event":{"action":"insert","document":{"ref":` + spellRef + `,"ts":15,"data":{"a":0}}}}`},
 	} {
 		if got := faunaOf(t, c.native, c.collection); got != c.want {
 			t.Errorf("%s:\n got %s\nwant %s", c.name, got, c.want)
@@ -109,5 +113,51 @@ func TestFaunaLinesShared(t *testing.T) {
 	}
 	if c.Len() != DefaultFaunaLines {
 		t.Fatalf("kept %d events", c.Len())
+	}
+}
+
+// unwrapObj undoes the @obj escaping, as a driver does.
+func unwrapObj(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		if inner, ok := x["@obj"]; ok && len(x) == 1 {
+			m := inner.(map[string]any)
+			for k, e := range m {
+				m[k] = unwrapObj(e)
+			}
+			return m
+		}
+		for k, e := range x {
+			x[k] = unwrapObj(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = unwrapObj(e)
+		}
+	}
+	return v
+}
+
+// TestFaunaValueEscaping: every object with a key starting with "@" is
+// wrapped, nothing else changes, and unwrapping gives the value back.
+func TestFaunaValueEscaping(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`{"email":"a@b","n":[1,"@x"]}`, `{"email":"a@b","n":[1,"@x"]}`},
+		{`{"@ref":"x"}`, `{"@obj":{"@ref":"x"}}`},
+		{`{"a":{"b":[{"@ts":1,"c":{"@obj":2}}]},"@":null}`, `{"@obj":{"a":{"b":[{"@obj":{"@ts":1,"c":{"@obj":{"@obj":2}}}}]},"@":null}}`},
+		{`[{"x@":1}]`, `[{"x@":1}]`},
+		{`"@str"`, `"@str"`},
+	} {
+		got, err := AppendFaunaValue(nil, []byte(c.in))
+		if err != nil || string(got) != c.want {
+			t.Errorf("%s: got %s (%v), want %s", c.in, got, err, c.want)
+			continue
+		}
+		var in, out any
+		json.Unmarshal([]byte(c.in), &in)
+		json.Unmarshal(got, &out)
+		if !reflect.DeepEqual(unwrapObj(out), in) {
+			t.Errorf("%s: unwrapped %v", c.in, out)
+		}
 	}
 }
