@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -123,7 +124,24 @@ func (h *Handler) body(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	if limit <= 0 {
 		limit = transport.DefaultMaxBodyBytes
 	}
+	// A body sent slowly or never finished must not hold the handler.
+	rc := http.NewResponseController(w)
+	d := orDefault(h.Server.BodyTimeout, transport.DefaultBodyTimeout)
+	rc.SetReadDeadline(time.Now().Add(d))
+	// As in the native transport: should a read stay blocked past the
+	// deadline, setting it again, in the past, wakes it.
+	late := time.AfterFunc(d+d/2, func() { rc.SetReadDeadline(time.Now()) })
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	late.Stop()
+	if err == nil {
+		// Cleared only for a whole body: the server discards the rest of
+		// an unfinished one before it answers, and must not wait for it.
+		rc.SetReadDeadline(time.Time{})
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		writeError(w, http.StatusRequestTimeout, codeInvalidArgument, "The body did not arrive in time.")
+		return nil, false
+	}
 	if err != nil {
 		writeErr(w, err)
 		return nil, false

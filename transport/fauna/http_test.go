@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -211,5 +212,32 @@ func TestReauthorize(t *testing.T) {
 	}
 	if _, err := r.ReadString('\n'); err != io.EOF {
 		t.Fatalf("the stream went on after its error event: %v", err)
+	}
+}
+
+// TestSlowBody: a body that never finishes is answered 408 after
+// BodyTimeout instead of holding the handler.
+func TestSlowBody(t *testing.T) {
+	b, err := broker.New(broker.Options{Schema: index.Schema{Collections: []string{"spells"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(&fauna.Handler{Server: &transport.Server{Broker: b, BodyTimeout: 100 * time.Millisecond}})
+	defer ts.Close()
+	defer b.Close()
+	c, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"documents\":")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("status %d, want 408", resp.StatusCode)
 	}
 }
