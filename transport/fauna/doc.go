@@ -46,7 +46,9 @@
 // (Authorize returned transport.ErrUnauthorized); 403 permission denied
 // (any other refusal); 404 instance not found (a missing document, an
 // unknown collection or index); 429 too many requests (the connection's
-// stream limit); 503 unavailable (the broker is closed). There is no CORS:
+// stream limit); 503 unavailable (the broker is closed); and, outside
+// Fauna's list, 408 for a body slower than BodyTimeout and 413 for one
+// larger than MaxBodyBytes. There is no CORS:
 // the v4 drivers are used from servers.
 //
 // During a stream Authorize is asked again every Heartbeat; a refusal ends

@@ -30,7 +30,7 @@ type Handler struct {
 	// native transport: Authorize (asked with the request, whose
 	// Authorization header carries the driver's bearer secret, before a
 	// stream or a Get), MaxStreamsPerConn, MaxSubscriptionsPerConn,
-	// Heartbeat, WriteTimeout and MaxBodyBytes. Required.
+	// Heartbeat, WriteTimeout, BodyTimeout and MaxBodyBytes. Required.
 	Server *transport.Server
 
 	lines wire.FaunaLines // the Fauna lines of recent writes, shared by their subscribers
