@@ -48,8 +48,8 @@
 // unknown collection or index); 429 too many requests (the connection's
 // stream limit); 503 unavailable (the broker is closed); and, outside
 // Fauna's list, 408 for a body slower than BodyTimeout and 413 for one
-// larger than MaxBodyBytes. There is no CORS:
-// the v4 drivers are used from servers.
+// larger than MaxBodyBytes. There is no CORS: the v4 drivers are used
+// from servers.
 //
 // During a stream Authorize is asked again every Heartbeat; a refusal ends
 // the stream with an error event (permission denied, or unauthorized for
