@@ -5,15 +5,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"time"
+
+	"github.com/tidings/tidings/internal/connlimit"
 )
-
-type connKey struct{}
-
-// connStreams counts the streams open on one client connection, and
-// their subscriptions.
-type connStreams struct{ n, subs atomic.Int32 }
 
 // Deadlines ConfigureServer sets where the server has none.
 const (
@@ -56,7 +51,7 @@ func ConfigureServer(srv *http.Server, maxStreamsPerConn int) {
 		if prev != nil {
 			ctx = prev(ctx, c)
 		}
-		return context.WithValue(ctx, connKey{}, &connStreams{})
+		return connlimit.With(ctx)
 	}
 	if srv.HTTP2 == nil {
 		srv.HTTP2 = &http.HTTP2Config{}
@@ -72,20 +67,14 @@ func ConfigureServer(srv *http.Server, maxStreamsPerConn int) {
 // release must be called when the stream ends. On a server not set up with
 // ConfigureServer there is no counter and no limit.
 func acquire(r *http.Request, maxStreams, subs, maxSubs int) (release func(), refused *Error) {
-	c, _ := r.Context().Value(connKey{}).(*connStreams)
-	if c == nil {
-		return func() {}, nil
-	}
-	if c.n.Add(1) > int32(maxStreams) {
-		c.n.Add(-1)
+	release, n, refusal := connlimit.From(r.Context()).Acquire(maxStreams, subs, maxSubs)
+	switch refusal {
+	case connlimit.TooManyStreams:
 		return nil, &Error{http.StatusTooManyRequests, CodeTooManyStreams,
 			fmt.Sprintf("this connection has %d streams open already; open another connection", maxStreams)}
-	}
-	if n := c.subs.Add(int32(subs)); n > int32(maxSubs) {
-		c.subs.Add(-int32(subs))
-		c.n.Add(-1)
+	case connlimit.TooManySubs:
 		return nil, &Error{http.StatusTooManyRequests, CodeTooManySubscriptions,
 			fmt.Sprintf("this connection would hold %d subscriptions, more than %d; open another connection", n, maxSubs)}
 	}
-	return func() { c.subs.Add(-int32(subs)); c.n.Add(-1) }, nil
+	return release, nil
 }

@@ -1,0 +1,97 @@
+// Package fauna serves a tidings broker to Fauna's v4 drivers (faunadb for
+// JavaScript and Python), which are still inside many applications now
+// that Fauna's hosted service is gone. This first step covers v4 streams.
+//
+// # Serving
+//
+// Handler owns the root of its origin, because the drivers take an origin
+// and post to absolute paths. Give it its own http.Server (or host), with
+// HTTP/2 enabled (the Node and Python drivers speak h2c on http://) and
+// set up with transport.ConfigureServer, so that the 101st stream of one
+// connection is refused at once with 429 instead of waiting forever:
+//
+//	srv := &http.Server{Addr: ":8443", Handler: &fauna.Handler{Server: ts}}
+//	srv.Protocols = new(http.Protocols)
+//	srv.Protocols.SetHTTP1(true)
+//	srv.Protocols.SetUnencryptedHTTP2(true)
+//	transport.ConfigureServer(srv, 100)
+//
+// The transport.Server ts is the one that serves the native protocol: the
+// Fauna front shares its broker, its Authorize hook (which gets the
+// request, so transport.BearerToken reads the driver's secret) and its
+// limits.
+//
+// # Requests
+//
+// POST /stream takes the FQL v4 expression in its JSON wire form, and
+// ?fields= (action, document, diff, prev, index; default action,document):
+//
+//   - a document ref, in any of its three spellings (Ref(Collection(c), id),
+//     a ref value, Ref("collections/c/id")): a document stream;
+//   - Match(Index(name), terms), with a scalar term, an array of terms, or
+//     none: a set stream of the index;
+//   - Documents(Collection(c)): a set stream of the collection.
+//
+// Anything else, Collection(c) alone included (in Fauna it streams the
+// collection's definition, which tidings does not have), and terms that
+// are objects or arrays, are refused with 400 invalid argument.
+//
+// POST / answers only {"get": <document ref>}, which the JS driver's
+// client.stream.document() sends on start for its snapshot, with
+// {"resource":{"ref","ts","data"}} and X-Txn-Time.
+//
+// Errors before a stream are Fauna's v4 shape,
+// {"errors":[{"position":[],"code","description"}]}, which the JS driver
+// turns into its typed errors: 400 invalid argument; 401 unauthorized
+// (Authorize returned transport.ErrUnauthorized); 403 permission denied
+// (any other refusal); 404 instance not found (a missing document, an
+// unknown collection or index); 429 too many requests (the connection's
+// stream limit); 503 unavailable (the broker is closed); and, outside
+// Fauna's list, 408 for a body slower than BodyTimeout and 413 for one
+// larger than MaxBodyBytes. There is no CORS: the v4 drivers are used
+// from servers.
+//
+// During a stream Authorize is asked again every Heartbeat; a refusal ends
+// the stream with an error event (permission denied, or unauthorized for
+// transport.ErrUnauthorized). The streams of this front are not the
+// transport.Server's: its Shutdown and MaxLifetime do not reach them.
+// Closing the broker ends them, each with an error event shutting_down.
+//
+// # Events
+//
+// Each event is one JSON line ending in \r\n, written and flushed on its
+// own, because the Python driver reads each HTTP/2 DATA frame as one
+// event. Values are Fauna's tagged JSON: refs as {"@ref":…}, ts as µs
+// numbers, and user objects with a key that starts with "@" wrapped in
+// {"@obj":…}. (The drivers decode bottom-up, so a user object shaped like
+// a tag, {"@ref":"x"}, still breaks them inside @obj, as it did with
+// Fauna.)
+//
+//   - start: {"type":"start","txn":T,"event":T}, T the stream's start txn.
+//   - version (document streams): create, update, delete, with document,
+//     diff and prev as Fauna had them (prev is null after a create; the
+//     document of a delete has ref and ts but no data).
+//   - set (set streams): add and remove, with the document's ref and ts,
+//     and index {terms, values}; for Documents(Collection(c)) the terms are
+//     [Ref(Collection(c))], as Fauna gave them.
+//   - history_rewrite: as the broker sends it, refs tagged.
+//   - status: the broker's heartbeat, {"type":"status","txn":T}. Fauna v4
+//     had none; the drivers ignore unknown types, and it keeps an idle
+//     stream's connection checked.
+//   - error: {"type":"error","txn":T,"event":{"code","description"}}, the
+//     last event of a stream the broker ends (history_unavailable,
+//     shutting_down). The v4 drivers never resume, so the cursor the
+//     native protocol carries is left out, as are cursors on every event.
+//
+// What has no counterpart: snapshots (the v4 drivers do not ask for one
+// on the stream), cursors and resume, set update events, and v10 event
+// sources, which are a later step.
+//
+// The Fauna line of a write's event is made once per write, field set and
+// stream kind (the terms of a Documents stream differ), from the native
+// line the broker encodes once, and shared by every stream of the Handler
+// that receives it (internal/wire's FaunaLines, which keeps the newest
+// 4096). A subscriber catching up from the log, after it fell behind,
+// gets events of its own and makes their lines itself, as do start,
+// status and error events, which belong to one stream.
+package fauna

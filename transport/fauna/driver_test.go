@@ -1,0 +1,392 @@
+package fauna_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidings/tidings/broker"
+	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/subscription"
+	"github.com/tidings/tidings/transport"
+	"github.com/tidings/tidings/transport/fauna"
+	"github.com/tidings/tidings/txlog"
+)
+
+// The secret the test's Authorize hook accepts.
+const secret = "secret"
+
+// spellsServer serves a broker with the spells schema through the Fauna
+// front on a real server speaking HTTP/1.1 and h2c (the Node driver's
+// http2 on http://), set up with transport.ConfigureServer.
+func spellsServer(t *testing.T) (*broker.Broker, string) {
+	t.Helper()
+	b, err := broker.New(broker.Options{Schema: index.Schema{
+		Collections: []string{"spells"},
+		Indexes: []index.Definition{
+			{Name: "spells_by_element", Collection: "spells", Terms: []string{"element"}},
+			{Name: "all_spells", Collection: "spells"},
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &fauna.Handler{Server: &transport.Server{
+		Broker: b,
+		Authorize: func(r *http.Request, _ subscription.Target) error {
+			if transport.BearerToken(r) != secret {
+				return transport.ErrUnauthorized
+			}
+			return nil
+		},
+	}}
+	ts := httptest.NewUnstartedServer(h)
+	ts.Config.Protocols = new(http.Protocols)
+	ts.Config.Protocols.SetHTTP1(true)
+	ts.Config.Protocols.SetUnencryptedHTTP2(true)
+	transport.ConfigureServer(ts.Config, 100)
+	ts.Start()
+	t.Cleanup(func() {
+		b.Close()
+		ts.CloseClientConnections()
+		ts.Close()
+	})
+	return b, strings.TrimPrefix(ts.URL, "http://127.0.0.1:")
+}
+
+// nodeDir holds the pinned Node project with the faunadb driver.
+const nodeDir = "testdata/node"
+
+// needNode skips without node or the driver's node_modules, except in CI
+// (CI set), where .ci/run installs both and their absence is a failure.
+func needNode(t *testing.T) {
+	t.Helper()
+	missing := ""
+	if _, err := exec.LookPath("node"); err != nil {
+		missing = "node is not installed"
+	} else if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "faunadb", "package.json")); err != nil {
+		missing = "the faunadb driver is not installed: run npm ci in transport/fauna/testdata/node"
+	}
+	if missing == "" {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal(missing)
+	}
+	t.Skip(missing)
+}
+
+// line is one thing the driver saw, as driver.js prints it.
+type line struct {
+	Label       string          `json:"label"`
+	Type        string          `json:"type"`
+	Txn         txlog.Txn       `json:"txn"`
+	Event       txlog.Txn       `json:"event"`
+	Action      string          `json:"action"`
+	Document    *doc            `json:"document"`
+	Diff        *doc            `json:"diff"`
+	Prev        *doc            `json:"prev"`
+	Snapshot    *doc            `json:"snapshot"`
+	Index       json.RawMessage `json:"index"`
+	Name        string          `json:"name"`
+	Message     string          `json:"message"`
+	Status      int             `json:"status"`
+	Description string          `json:"description"`
+	raw         string
+}
+
+type doc struct {
+	IsRef      bool            `json:"isRef"`
+	ID         string          `json:"id"`
+	Collection string          `json:"collection"`
+	TS         txlog.Txn       `json:"ts"`
+	Data       json.RawMessage `json:"data"`
+}
+
+// driver is a running driver.js.
+type driver struct {
+	t     *testing.T
+	lines chan line
+	stdin io.WriteCloser
+	done  chan error
+}
+
+// runDriver starts driver.js on a scenario; it is stopped (and waited
+// for) at the end of the test.
+func runDriver(t *testing.T, port, scenario string) *driver {
+	t.Helper()
+	needNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	cmd := exec.CommandContext(ctx, "node", "driver.js", scenario)
+	cmd.Dir = nodeDir
+	cmd.Env = append(os.Environ(), "FAUNA_PORT="+port)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	d := &driver{t: t, lines: make(chan line, 1024), stdin: stdin, done: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var l line
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+				l = line{Label: "unparsed", Message: sc.Text()}
+			}
+			l.raw = sc.Text()
+			d.lines <- l
+		}
+		close(d.lines)
+		d.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		stdin.Close()
+		cancel()
+		for range d.lines {
+		}
+		<-d.done
+	})
+	return d
+}
+
+// next returns the next line the driver printed.
+func (d *driver) next() line {
+	d.t.Helper()
+	select {
+	case l, ok := <-d.lines:
+		if !ok {
+			d.t.Fatal("the driver exited")
+		}
+		if l.Label == "crash" || l.Label == "unparsed" {
+			d.t.Fatalf("the driver: %s", l.raw)
+		}
+		return l
+	case <-time.After(30 * time.Second):
+		d.t.Fatal("the driver printed nothing for 30s")
+	}
+	panic("unreachable")
+}
+
+// expect returns the next line, which must have the label and type.
+func (d *driver) expect(label, typ string) line {
+	d.t.Helper()
+	l := d.next()
+	if l.Label != label || l.Type != typ {
+		d.t.Fatalf("got %s, want a %s event of %s", l.raw, typ, label)
+	}
+	return l
+}
+
+// proceed lets the script go on past its next await.
+func (d *driver) proceed() {
+	d.t.Helper()
+	if _, err := io.WriteString(d.stdin, "go\n"); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+func commit(t *testing.T, b *broker.Broker, fn func(tx *broker.Tx) error) txlog.Txn {
+	t.Helper()
+	txn, err := b.Commit(context.Background(), fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return txn
+}
+
+func sameJSON(t *testing.T, what string, got json.RawMessage, want string) {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("%s: %s: %v", what, got, err)
+	}
+	if err := json.Unmarshal([]byte(want), &w); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(g) != fmt.Sprint(w) {
+		t.Fatalf("%s: got %s, want %s", what, got, want)
+	}
+}
+
+// checkDoc compares a document the driver decoded with the broker's.
+func checkDoc(t *testing.T, what string, got *doc, ref txlog.Ref, ts txlog.Txn, data string) {
+	t.Helper()
+	if got == nil {
+		t.Fatalf("%s: missing", what)
+	}
+	if !got.IsRef || got.ID != ref.ID || got.Collection != ref.Collection || got.TS != ts {
+		t.Fatalf("%s: got %+v, want %v at %d (ref decoded as a Ref)", what, got, ref, ts)
+	}
+	if data != "" {
+		sameJSON(t, what+" data", got.Data, data)
+	}
+}
+
+var spell1 = txlog.Ref{Collection: "spells", ID: "1"}
+
+// TestDriverDocumentStream: a v4 document stream with fields
+// action,document,diff,prev sees its start, then an update as the broker
+// committed it.
+func TestDriverDocumentStream(t *testing.T) {
+	b, port := spellsServer(t)
+	created := commit(t, b, func(tx *broker.Tx) error {
+		return tx.Create(spell1, []byte(`{"name":"Fire Beak","element":"fire","tags":{"@tag":"not a tag"}}`))
+	})
+	d := runDriver(t, port, "doc")
+	start := d.expect("doc", "start")
+	if start.Txn < created || start.Event != start.Txn {
+		t.Fatalf("start: %s (created at %d)", start.raw, created)
+	}
+	updated := commit(t, b, func(tx *broker.Tx) error {
+		return tx.Update(spell1, []byte(`{"cost":10}`))
+	})
+	v := d.expect("doc", "version")
+	if v.Txn != updated || v.Action != "update" {
+		t.Fatalf("version: %s, want an update at %d", v.raw, updated)
+	}
+	now, _ := b.Get(spell1)
+	checkDoc(t, "document", v.Document, spell1, updated, string(now.Data))
+	checkDoc(t, "diff", v.Diff, spell1, updated, `{"cost":10}`)
+	checkDoc(t, "prev", v.Prev, spell1, created, `{"name":"Fire Beak","element":"fire","tags":{"@tag":"not a tag"}}`)
+	d.proceed()
+}
+
+// TestDriverRefSpellings: a ref value and Ref("collections/spells/1")
+// stream the same document.
+func TestDriverRefSpellings(t *testing.T) {
+	b, port := spellsServer(t)
+	commit(t, b, func(tx *broker.Tx) error { return tx.Create(spell1, []byte(`{"element":"fire"}`)) })
+	d := runDriver(t, port, "refs")
+	seen := map[string]bool{}
+	for range 2 {
+		l := d.next()
+		if l.Type != "start" {
+			t.Fatalf("want starts, got %s", l.raw)
+		}
+		seen[l.Label] = true
+	}
+	deleted := commit(t, b, func(tx *broker.Tx) error { return tx.Delete(spell1) })
+	for range 2 {
+		l := d.next()
+		if l.Type != "version" || l.Action != "delete" || l.Txn != deleted {
+			t.Fatalf("want the delete at %d, got %s", deleted, l.raw)
+		}
+		checkDoc(t, "document", l.Document, spell1, deleted, "")
+		seen[l.Label+" delete"] = true
+	}
+	if len(seen) != 4 {
+		t.Fatalf("saw %v", seen)
+	}
+	d.proceed()
+}
+
+// TestDriverSetStreams: Match on terms, a term-less Match, and Documents
+// see a spell added and removed.
+func TestDriverSetStreams(t *testing.T) {
+	b, port := spellsServer(t)
+	d := runDriver(t, port, "set")
+	for range 3 {
+		if l := d.next(); l.Type != "start" {
+			t.Fatalf("want starts, got %s", l.raw)
+		}
+	}
+	ref := txlog.Ref{Collection: "spells", ID: "2"}
+	created := commit(t, b, func(tx *broker.Tx) error { return tx.Create(ref, []byte(`{"element":"fire"}`)) })
+	watered := commit(t, b, func(tx *broker.Tx) error { return tx.Update(ref, []byte(`{"element":"water"}`)) })
+	deleted := commit(t, b, func(tx *broker.Tx) error { return tx.Delete(ref) })
+	want := map[string][]string{
+		"match":     {fmt.Sprintf("add %d", created), fmt.Sprintf("remove %d", watered)},
+		"documents": {fmt.Sprintf("add %d", created), fmt.Sprintf("remove %d", deleted)},
+		"all":       {fmt.Sprintf("add %d", created), fmt.Sprintf("remove %d", deleted)},
+	}
+	got := map[string][]string{}
+	for range 6 {
+		l := d.next()
+		if l.Type != "set" {
+			t.Fatalf("want set events, got %s", l.raw)
+		}
+		checkDoc(t, l.Label+" document", l.Document, ref, l.Txn, "")
+		switch l.Label {
+		case "match":
+			sameJSON(t, "match index", l.Index, `{"terms":["fire"],"values":[]}`)
+		case "documents":
+			sameJSON(t, "documents index", l.Index, `{"terms":[{"ref":"spells"}],"values":[]}`)
+		}
+		got[l.Label] = append(got[l.Label], l.Action+" "+strconv.FormatUint(uint64(l.Txn), 10))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %v\nwant %v", got, want)
+	}
+	d.proceed()
+}
+
+// TestDriverDocumentHelper: client.stream.document() gets its snapshot
+// (through POST / with a Get) and then the next version.
+func TestDriverDocumentHelper(t *testing.T) {
+	b, port := spellsServer(t)
+	created := commit(t, b, func(tx *broker.Tx) error { return tx.Create(spell1, []byte(`{"element":"fire"}`)) })
+	d := runDriver(t, port, "document")
+	d.expect("document", "start")
+	snap := d.expect("document", "snapshot")
+	checkDoc(t, "snapshot", snap.Snapshot, spell1, created, `{"element":"fire"}`)
+	updated := commit(t, b, func(tx *broker.Tx) error { return tx.Update(spell1, []byte(`{"cost":3}`)) })
+	v := d.expect("document", "version")
+	if v.Txn != updated || v.Action != "update" {
+		t.Fatalf("version: %s", v.raw)
+	}
+	checkDoc(t, "document", v.Document, spell1, updated, `{"element":"fire","cost":3}`)
+	d.proceed()
+}
+
+// TestDriverErrors: refusals before the stream reach the driver as its
+// typed errors: 404 for a missing document and an unknown index, 400 for a
+// bare Collection, 401 for a wrong secret, 429 for the 101st stream of
+// one connection.
+func TestDriverErrors(t *testing.T) {
+	b, port := spellsServer(t)
+	commit(t, b, func(tx *broker.Tx) error { return tx.Create(spell1, []byte(`{"element":"fire"}`)) })
+	d := runDriver(t, port, "errors")
+	for _, c := range []struct {
+		label, name string
+		status      int
+	}{
+		{"missing", "NotFound", 404},
+		{"unknown-index", "NotFound", 404},
+		{"bare-collection", "BadRequest", 400},
+		{"unauthorized", "Unauthorized", 401},
+	} {
+		l := d.expect(c.label, "error")
+		if l.Name != c.name || l.Status != c.status {
+			t.Fatalf("%s: got %s, want %s (%d)", c.label, l.raw, c.name, c.status)
+		}
+		d.proceed()
+	}
+	for range 100 {
+		d.expect("limit", "start")
+	}
+	d.proceed()
+	l := d.expect("over", "error")
+	if l.Name != "TooManyRequests" || l.Status != 429 {
+		t.Fatalf("the 101st stream: got %s", l.raw)
+	}
+	d.proceed()
+}

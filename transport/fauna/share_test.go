@@ -1,0 +1,54 @@
+package fauna_test
+
+import (
+	"bufio"
+	"context"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/tidings/tidings/broker"
+	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/transport"
+	"github.com/tidings/tidings/transport/fauna"
+	"github.com/tidings/tidings/txlog"
+)
+
+// TestLinesShared: ten streams of one set with the same fields receive a
+// write's event, and its Fauna line is made once.
+func TestLinesShared(t *testing.T) {
+	b, err := broker.New(broker.Options{Schema: index.Schema{Collections: []string{"spells"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &fauna.Handler{Server: &transport.Server{Broker: b}}
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+	defer b.Close()
+	var readers []*bufio.Reader
+	for range 10 {
+		resp := post(t, ts.URL+"/stream?fields=action,document,index", `{"documents":{"collection":"spells"}}`, "")
+		defer resp.Body.Close()
+		r := bufio.NewReader(resp.Body)
+		if l, err := r.ReadString('\n'); err != nil || !strings.Contains(l, `"start"`) {
+			t.Fatalf("%q %v", l, err)
+		}
+		readers = append(readers, r)
+	}
+	if _, err := b.Commit(context.Background(), func(tx *broker.Tx) error {
+		return tx.Create(txlog.Ref{Collection: "spells", ID: "1"}, []byte(`{}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var first string
+	for i, r := range readers {
+		l, err := r.ReadString('\n')
+		if err != nil || !strings.Contains(l, `"add"`) || (i > 0 && l != first) {
+			t.Fatalf("stream %d: %q %v", i, l, err)
+		}
+		first = l
+	}
+	if n := fauna.SharedLines(h); n != 1 {
+		t.Fatalf("%d Fauna lines made for one event", n)
+	}
+}
