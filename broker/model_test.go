@@ -1411,8 +1411,13 @@ func (m *model) twin() {
 			idx = append(idx, i)
 		}
 	}
+	if len(idx) == 0 {
+		// It stops within its snapshot, which offers no cursor before its
+		// last page (guarantee 2): nothing to twin.
+		return
+	}
 	if c.cancel != nil {
-		idx = idx[:1] // it may stop anywhere: take its start cursor
+		idx = idx[:1] // it may stop anywhere: take its first cursor
 	}
 	i := idx[m.r.IntN(len(idx))]
 	if !c.await(i + 1) {
