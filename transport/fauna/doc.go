@@ -129,7 +129,8 @@
 //     that starts with "@" are wrapped in {"@object":…}. Set sources
 //     subscribe with Data and Updates, so a member's change is an update.
 //     A document's source maps create, update and delete to add, update
-//     and remove; a removed document has id, coll and ts only;
+//     and remove; its removed document has id, coll and ts only, where a
+//     set's remove carries the document as it was last;
 //   - error: {"type":"error","error":{"code","message"}}, the last line;
 //     a history_rewrite, which v10 has no event for, ends the stream with
 //     an error of that code rather than leaving a gap.
