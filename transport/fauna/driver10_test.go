@@ -1,8 +1,12 @@
 package fauna_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -104,4 +108,66 @@ func TestDriverV10Feed(t *testing.T) {
 	checkV10(t, p.Events[0], "add", txns[0], "a", "a")
 	checkV10(t, p.Events[1], "add", txns[1], "b", "b")
 	d.expect("done", "done")
+}
+
+// TestDriverV10Reconnect: the server ends a v10 stream cleanly; the driver
+// reconnects with its cursor and sees every event exactly once.
+func TestDriverV10Reconnect(t *testing.T) {
+	var mu sync.Mutex
+	var cancels []context.CancelFunc
+	var cursors []string
+	b, port := spellsServerWrap(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/stream/1" {
+				h.ServeHTTP(w, r)
+				return
+			}
+			// Canceling the request's context ends the broker's
+			// subscription, and the Handler then ends the response.
+			body, _ := io.ReadAll(r.Body)
+			var req struct{ Cursor string }
+			json.Unmarshal(body, &req)
+			ctx, cancel := context.WithCancel(r.Context())
+			mu.Lock()
+			cancels = append(cancels, cancel)
+			cursors = append(cursors, req.Cursor)
+			mu.Unlock()
+			r = r.WithContext(ctx)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			h.ServeHTTP(w, r)
+		})
+	})
+	tok := mint(t, port)
+	d := runScript(t, port, "driver10.js", "stream", tok, "3")
+	created := commit(t, b, func(tx *broker.Tx) error { return tx.Create(spell1, []byte(`{"name":"Blaze"}`)) })
+	add := d.next()
+	checkV10(t, add, "add", created, "1", "Blaze")
+	mu.Lock()
+	for _, c := range cancels {
+		c()
+	}
+	mu.Unlock()
+	// Committed after the driver is back, so that they come on the new
+	// stream, which must start right after the add.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := len(cursors)
+		mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the driver did not reconnect")
+		}
+	}
+	updated := commit(t, b, func(tx *broker.Tx) error { return tx.Update(spell1, []byte(`{"name":"Inferno"}`)) })
+	deleted := commit(t, b, func(tx *broker.Tx) error { return tx.Delete(spell1) })
+	checkV10(t, d.next(), "update", updated, "1", "Inferno")
+	checkV10(t, d.next(), "remove", deleted, "1", "Inferno")
+	d.expect("done", "done")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(cursors) != 2 || cursors[0] != "" || cursors[1] != add.Cursor {
+		t.Fatalf("stream requests with cursors %q, want one without and one with %q", cursors, add.Cursor)
+	}
 }

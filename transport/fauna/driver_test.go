@@ -32,6 +32,12 @@ const secret = "secret"
 // http2 on http://), set up with transport.ConfigureServer.
 func spellsServer(t *testing.T) (*broker.Broker, string) {
 	t.Helper()
+	return spellsServerWrap(t, func(h http.Handler) http.Handler { return h })
+}
+
+// spellsServerWrap is spellsServer with the Handler wrapped.
+func spellsServerWrap(t *testing.T, wrap func(http.Handler) http.Handler) (*broker.Broker, string) {
+	t.Helper()
 	b, err := broker.New(broker.Options{Schema: index.Schema{
 		Collections: []string{"spells"},
 		Indexes: []index.Definition{
@@ -51,7 +57,7 @@ func spellsServer(t *testing.T) (*broker.Broker, string) {
 			return nil
 		},
 	}}
-	ts := httptest.NewUnstartedServer(h)
+	ts := httptest.NewUnstartedServer(wrap(h))
 	ts.Config.Protocols = new(http.Protocols)
 	ts.Config.Protocols.SetHTTP1(true)
 	ts.Config.Protocols.SetUnencryptedHTTP2(true)

@@ -37,8 +37,8 @@ async function streamAll(label, source, n) {
 async function main() {
   const [scenario, token] = process.argv.slice(2)
   switch (scenario) {
-    case 'stream': // three events from a minted token
-      await streamAll('stream', new fauna.StreamToken(token), 3)
+    case 'stream': // n events (default 3) from a minted token
+      await streamAll('stream', new fauna.StreamToken(token), Number(process.argv[4] || 3))
       break
     case 'query': // two events from an event source made by a query
       await streamAll('query', fql`spells.all().eventSource()`, 2)
