@@ -109,7 +109,10 @@
 // "message"}}: 400 invalid_request, invalid_argument, invalid_query or
 // invalid_cursor (a cursor unparsable or outside the retained history);
 // 401 unauthorized and 403 forbidden from Authorize; 404 not_found; 429
-// limit_exceeded; 503 unavailable.
+// limit_exceeded; 503 unavailable. The v10 driver picks its error class by
+// the code, not the status (unauthorized, forbidden, limit_exceeded,
+// invalid_query and invalid_request have classes of their own, the rest
+// are a QueryRuntimeError), and retries none of them.
 //
 // POST /stream/1 {"token", "cursor"?} streams the events after the
 // cursor, or else after the token's minting. POST /feed/1 {"token",

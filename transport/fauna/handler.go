@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -61,7 +60,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.feedV10(w, r)
 	case r.URL.Path == "/query/1" && r.Method == http.MethodPost:
 		h.queryV10(w, r)
-	case r.URL.Path == "/stream" || r.URL.Path == "/" || strings.HasSuffix(r.URL.Path, "/1"):
+	case r.URL.Path == "/stream" || r.URL.Path == "/" || r.URL.Path == "/stream/1" || r.URL.Path == "/feed/1" || r.URL.Path == "/query/1":
 		w.Header().Set("Allow", http.MethodPost)
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed", "Use POST.")
 	default:
