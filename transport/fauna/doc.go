@@ -138,7 +138,10 @@
 //     a history_rewrite, which v10 has no event for, ends the stream with
 //     an error of that code rather than leaving a gap.
 //
-// stats are all zero: tidings meters nothing. Unlike the v4 lines, the v10
-// lines are made per subscriber, from the native line the broker encodes
-// once.
+// stats are all zero: tidings meters nothing. As with v4, the v10 line of
+// a write's event is made once and shared by every v10 stream of the
+// Handler that receives it (all v10 sources of one kind subscribe with
+// the same options, so they get the same native line; one catching up
+// from the log makes its own); status and error lines, and the events of
+// a feed page, are made per request.
 package fauna

@@ -43,7 +43,8 @@ type Handler struct {
 	keyOnce sync.Once
 	signKey []byte
 
-	lines wire.FaunaLines // the Fauna lines of recent writes, shared by their subscribers
+	lines   wire.FaunaLines // the Fauna lines of recent writes, shared by their subscribers
+	lines10 wire.FaunaLines // the same for v10 event sources
 }
 
 // ServeHTTP answers POST /stream, POST /, POST /stream/1, /feed/1 and

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tidings/tidings/broker"
 	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/transport"
 	"github.com/tidings/tidings/transport/fauna"
 	"github.com/tidings/tidings/txlog"
@@ -50,5 +51,35 @@ func TestLinesShared(t *testing.T) {
 	}
 	if n := fauna.SharedLines(h); n != 1 {
 		t.Fatalf("%d Fauna lines made for one event", n)
+	}
+}
+
+// TestV10LinesShared: ten v10 streams of one token receive a write's
+// event, and its v10 line is made once.
+func TestV10LinesShared(t *testing.T) {
+	b, h, ts := v10Server(t)
+	tok, err := h.Token(subscription.Collection("spells"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nexts []func() v10Event
+	for range 10 {
+		next, stop := v10Stream(t, ts.URL, `{"token":"`+tok+`"}`)
+		defer stop()
+		if e := next(); e.Type != "status" {
+			t.Fatalf("start: %+v", e)
+		}
+		nexts = append(nexts, next)
+	}
+	created := commit10(t, b, func(tx *broker.Tx) error {
+		return tx.Create(txlog.Ref{Collection: "spells", ID: "1"}, []byte(`{"name":"Blaze"}`))
+	})
+	for i, next := range nexts {
+		if e := next(); e.Type != "add" || e.TxnTS != uint64(created) || e.Data.Doc["name"] != "Blaze" {
+			t.Fatalf("stream %d: %+v", i, e)
+		}
+	}
+	if n := fauna.SharedV10Lines(h); n != 1 {
+		t.Fatalf("%d v10 lines made for one event", n)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tidings/tidings/broker"
 	"github.com/tidings/tidings/internal/connlimit"
+	"github.com/tidings/tidings/internal/wire"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/transport"
 	"github.com/tidings/tidings/txlog"
@@ -113,7 +114,7 @@ func (h *Handler) v10Source(w http.ResponseWriter, r *http.Request) (v10Request,
 }
 
 // streamV10 serves POST /stream/1: the token's events after its cursor,
-// one line per write and flush, each made for this stream.
+// one line per write and flush; a write's line is shared by its streams.
 func (h *Handler) streamV10(w http.ResponseWriter, r *http.Request) {
 	s := h.Server
 	_, target, cursor, ok := h.v10Source(w, r)
@@ -166,11 +167,24 @@ func (h *Handler) streamV10(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		var ok bool
-		buf, ok, err = appendV10(buf[:0], e.JSON, last)
+		var line []byte
+		ok := true
+		switch e.Type {
+		case subscription.TypeVersion, subscription.TypeSet:
+			// The events of a write: their v10 line is shared.
+			line, err = h.lines10.Shared(e.JSON, "", buildV10)
+			ok = !errors.Is(err, wire.ErrNoFaunaForm)
+			if !ok {
+				err = nil
+			}
+		default:
+			// This stream's own (start, status, its end).
+			buf, ok, err = appendV10(buf[:0], e.JSON, last)
+			line = append(buf, '\r', '\n')
+		}
 		if err != nil {
 			h.logger().Error("fauna: an event has no v10 form", "error", err)
-			buf = appendV10Error(buf[:0], "internal_error", "an event could not be encoded")
+			line = append(appendV10Error(buf[:0], "internal_error", "an event could not be encoded"), '\r', '\n')
 			ok, e.Type = true, subscription.TypeError
 		}
 		if !ok {
@@ -179,9 +193,8 @@ func (h *Handler) streamV10(w http.ResponseWriter, r *http.Request) {
 		if e.HasCursor() {
 			last = e.CursorString()
 		}
-		buf = append(buf, '\r', '\n')
 		rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if _, err := w.Write(buf); err != nil {
+		if _, err := w.Write(line); err != nil {
 			return
 		}
 		if rc.Flush() != nil {
@@ -191,6 +204,15 @@ func (h *Handler) streamV10(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// buildV10 makes the shared v10 line of a write's event.
+func buildV10(native []byte) ([]byte, error) {
+	line, ok, err := appendV10(nil, native, "")
+	if err == nil && !ok {
+		err = wire.ErrNoFaunaForm
+	}
+	return append(line, '\r', '\n'), err
 }
 
 // Page sizes of /feed/1: Fauna's default and its maximum.
