@@ -22,19 +22,29 @@ type FaunaLines struct {
 const DefaultFaunaLines = 4096
 
 type faunaKey struct {
-	p          *byte
-	n          int
-	collection string
+	p       *byte
+	n       int
+	variant string
 }
 
 // Line returns the Fauna v4 line of the native event line native, ending
 // in \r\n, for a stream of the given Documents collection ("" for any
 // other). The bytes are shared: the caller must not modify them.
 func (c *FaunaLines) Line(native []byte, collection string) ([]byte, error) {
+	return c.Shared(native, collection, func(native []byte) ([]byte, error) {
+		line, err := AppendFaunaV4(nil, native, collection)
+		return append(line, '\r', '\n'), err
+	})
+}
+
+// Shared returns the line build makes of native, made once per event
+// and variant and shared as Line's are. A FaunaLines is for one wire
+// shape: Line's and another build's lines must not share one.
+func (c *FaunaLines) Shared(native []byte, variant string, build func(native []byte) ([]byte, error)) ([]byte, error) {
 	if len(native) == 0 {
 		return nil, ErrNoFaunaForm
 	}
-	k := faunaKey{&native[0], len(native), collection}
+	k := faunaKey{&native[0], len(native), variant}
 	c.mu.Lock()
 	line, ok := c.m[k]
 	c.mu.Unlock()
@@ -42,11 +52,10 @@ func (c *FaunaLines) Line(native []byte, collection string) ([]byte, error) {
 		return line, nil
 	}
 	// Made outside the lock: two subscribers may both make it, once.
-	line, err := AppendFaunaV4(nil, native, collection)
+	line, err := build(native)
 	if err != nil {
 		return nil, err
 	}
-	line = append(line, '\r', '\n')
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {

@@ -1,6 +1,7 @@
 // Package fauna serves a tidings broker to Fauna's v4 drivers (faunadb for
 // JavaScript and Python), which are still inside many applications now
-// that Fauna's hosted service is gone. This first step covers v4 streams.
+// that Fauna's hosted service is gone, and to the v10 driver (fauna for
+// JavaScript) for its event sources: streams and feeds.
 //
 // # Serving
 //
@@ -83,9 +84,8 @@
 //     shutting_down). The v4 drivers never resume, so the cursor the
 //     native protocol carries is left out, as are cursors on every event.
 //
-// What has no counterpart: snapshots (the v4 drivers do not ask for one
-// on the stream), cursors and resume, set update events, and v10 event
-// sources, which are a later step.
+// What has no counterpart in v4: snapshots (the v4 drivers do not ask for
+// one on the stream), cursors and resume, and set update events.
 //
 // The Fauna line of a write's event is made once per write, field set and
 // stream kind (the terms of a Documents stream differ), from the native
@@ -94,4 +94,54 @@
 // 4096). A subscriber catching up from the log, after it fell behind,
 // gets events of its own and makes their lines itself, as do start,
 // status and error events, which belong to one stream.
+//
+// # v10 event sources
+//
+// An event source is a token: Handler.Token mints one for a target, or
+// POST /query/1 does for the queries coll.all().eventSource() (the
+// collection's documents), coll.byId("id").eventSource() (one document)
+// and coll.name("term").eventSource() (the index name matched on one
+// string term); any other query is a 400 invalid_query. A token is
+// base64url JSON of the target and the broker's head cursor at minting,
+// then "." and its HMAC-SHA256 under TokenKey (random per Handler when
+// empty). A tampered token, or one another key signed, is refused with
+// 400 invalid_argument. Errors are v10's shape, {"error":{"code",
+// "message"}}: 400 invalid_request, invalid_argument, invalid_query or
+// invalid_cursor (a cursor unparsable or outside the retained history);
+// 401 unauthorized and 403 forbidden from Authorize; 404 not_found; 429
+// limit_exceeded; 503 unavailable. The v10 driver picks its error class by
+// the code, not the status (unauthorized, forbidden, limit_exceeded,
+// invalid_query and invalid_request have classes of their own, the rest
+// are a QueryRuntimeError), and retries none of them.
+//
+// POST /stream/1 {"token", "cursor"?} streams the events after the
+// cursor, or else after the token's minting. POST /feed/1 {"token",
+// "page_size"? (default 16), "cursor"?} answers a page, {"events",
+// "cursor", "has_next", "stats"}, from the broker's ReadPage; start_ts is
+// refused. Cursors are the broker's own, so a reconnect resumes exactly
+// after the last event the driver saw.
+//
+// Lines end in \r\n, one event per write and flush:
+//
+//   - status: {"type":"status","txn_ts","cursor","stats"} at the start
+//     (with the start cursor) and as the heartbeat (with the cursor of the
+//     last event sent);
+//   - add, update, remove, with "data" the document as {"@doc":{"id",
+//     "coll":{"@mod"},"ts":{"@time"}, …fields}}; user fields named id,
+//     coll, ts, ttl or data go under "data", and user objects with a key
+//     that starts with "@" are wrapped in {"@object":…}. Set sources
+//     subscribe with Data and Updates, so a member's change is an update.
+//     A document's source maps create, update and delete to add, update
+//     and remove; its removed document has id, coll and ts only, where a
+//     set's remove carries the document as it was last;
+//   - error: {"type":"error","error":{"code","message"}}, the last line;
+//     a history_rewrite, which v10 has no event for, ends the stream with
+//     an error of that code rather than leaving a gap.
+//
+// stats are all zero: tidings meters nothing. As with v4, the v10 line of
+// a write's event is made once and shared by every v10 stream of the
+// Handler that receives it (all v10 sources of one kind subscribe with
+// the same options, so they get the same native line; one catching up
+// from the log makes its own); status and error lines, and the events of
+// a feed page, are made per request.
 package fauna

@@ -32,6 +32,12 @@ const secret = "secret"
 // http2 on http://), set up with transport.ConfigureServer.
 func spellsServer(t *testing.T) (*broker.Broker, string) {
 	t.Helper()
+	return spellsServerWrap(t, func(h http.Handler) http.Handler { return h })
+}
+
+// spellsServerWrap is spellsServer with the Handler wrapped.
+func spellsServerWrap(t *testing.T, wrap func(http.Handler) http.Handler) (*broker.Broker, string) {
+	t.Helper()
 	b, err := broker.New(broker.Options{Schema: index.Schema{
 		Collections: []string{"spells"},
 		Indexes: []index.Definition{
@@ -51,7 +57,7 @@ func spellsServer(t *testing.T) (*broker.Broker, string) {
 			return nil
 		},
 	}}
-	ts := httptest.NewUnstartedServer(h)
+	ts := httptest.NewUnstartedServer(wrap(h))
 	ts.Config.Protocols = new(http.Protocols)
 	ts.Config.Protocols.SetHTTP1(true)
 	ts.Config.Protocols.SetUnencryptedHTTP2(true)
@@ -77,6 +83,8 @@ func needNode(t *testing.T) {
 		missing = "node is not installed"
 	} else if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "faunadb", "package.json")); err != nil {
 		missing = "the faunadb driver is not installed: run npm ci in transport/fauna/testdata/node"
+	} else if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "fauna", "package.json")); err != nil {
+		missing = "the fauna driver is not installed: run npm ci in transport/fauna/testdata/node"
 	}
 	if missing == "" {
 		return
@@ -103,7 +111,16 @@ type line struct {
 	Message     string          `json:"message"`
 	Status      int             `json:"status"`
 	Description string          `json:"description"`
-	raw         string
+	// What driver10.js prints: Name above is also a v10 document's name.
+	TxnTS   txlog.Txn `json:"txn_ts"`
+	Cursor  string    `json:"cursor"`
+	IsDoc   bool      `json:"isDoc"`
+	ID      string    `json:"id"`
+	Coll    string    `json:"coll"`
+	TS      string    `json:"ts"`
+	HasNext bool      `json:"has_next"`
+	Events  []line    `json:"events"`
+	raw     string
 }
 
 type doc struct {
@@ -126,9 +143,15 @@ type driver struct {
 // for) at the end of the test.
 func runDriver(t *testing.T, port, scenario string) *driver {
 	t.Helper()
+	return runScript(t, port, "driver.js", scenario)
+}
+
+// runScript starts a Node script of nodeDir with its arguments.
+func runScript(t *testing.T, port, script string, args ...string) *driver {
+	t.Helper()
 	needNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	cmd := exec.CommandContext(ctx, "node", "driver.js", scenario)
+	cmd := exec.CommandContext(ctx, "node", append([]string{script}, args...)...)
 	cmd.Dir = nodeDir
 	cmd.Env = append(os.Environ(), "FAUNA_PORT="+port)
 	cmd.Stderr = os.Stderr

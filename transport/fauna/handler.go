@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/tidings/tidings/broker"
@@ -20,7 +21,8 @@ import (
 )
 
 // Handler serves Fauna's v4 stream endpoints (POST /stream, and POST / for
-// the Get the JS driver's document helper sends) from the broker and
+// the Get the JS driver's document helper sends) and v10's event sources
+// (POST /stream/1, /feed/1, and /query/1 for eventSource() queries) from the broker and
 // settings of a transport.Server. It owns the root of its origin, because
 // the drivers post to absolute paths: serve it from its own http.Server
 // (or host), set up with transport.ConfigureServer for the per-connection
@@ -32,23 +34,38 @@ type Handler struct {
 	// stream or a Get), MaxStreamsPerConn, MaxSubscriptionsPerConn,
 	// Heartbeat, WriteTimeout, BodyTimeout and MaxBodyBytes. Required.
 	Server *transport.Server
+	// TokenKey signs v10 event source tokens (HMAC-SHA256). Empty means a
+	// random key per Handler: its tokens are refused by any other Handler
+	// and after a restart. Give the same key to the Handlers of nodes that
+	// share a log, so that a token minted on one is honoured by all.
+	TokenKey []byte
 
-	lines wire.FaunaLines // the Fauna lines of recent writes, shared by their subscribers
+	keyOnce sync.Once
+	signKey []byte
+
+	lines   wire.FaunaLines // the Fauna lines of recent writes, shared by their subscribers
+	lines10 wire.FaunaLines // the same for v10 event sources
 }
 
-// ServeHTTP answers POST /stream and POST /; anything else is a 404 in
-// Fauna's error shape.
+// ServeHTTP answers POST /stream, POST /, POST /stream/1, /feed/1 and
+// /query/1; anything else is a 404 in Fauna's v4 error shape.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/stream" && r.Method == http.MethodPost:
 		h.stream(w, r)
 	case r.URL.Path == "/" && r.Method == http.MethodPost:
 		h.query(w, r)
-	case r.URL.Path == "/stream" || r.URL.Path == "/":
+	case r.URL.Path == "/stream/1" && r.Method == http.MethodPost:
+		h.streamV10(w, r)
+	case r.URL.Path == "/feed/1" && r.Method == http.MethodPost:
+		h.feedV10(w, r)
+	case r.URL.Path == "/query/1" && r.Method == http.MethodPost:
+		h.queryV10(w, r)
+	case r.URL.Path == "/stream" || r.URL.Path == "/" || r.URL.Path == "/stream/1" || r.URL.Path == "/feed/1" || r.URL.Path == "/query/1":
 		w.Header().Set("Allow", http.MethodPost)
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed", "Use POST.")
 	default:
-		writeError(w, http.StatusNotFound, "bad request", "No endpoint "+strconv.Quote(r.URL.Path)+"; this server answers Fauna v4 streams only.")
+		writeError(w, http.StatusNotFound, "bad request", "No endpoint "+strconv.Quote(r.URL.Path)+"; this server answers Fauna v4 streams and v10 event sources only.")
 	}
 }
 
@@ -119,7 +136,9 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, t subscripti
 	return false
 }
 
-func (h *Handler) body(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+// body reads a request's body, answering a failure in v4's error shape,
+// or v10's when v10 is set.
+func (h *Handler) body(w http.ResponseWriter, r *http.Request, v10 bool) ([]byte, bool) {
 	limit := h.Server.MaxBodyBytes
 	if limit <= 0 {
 		limit = transport.DefaultMaxBodyBytes
@@ -137,6 +156,14 @@ func (h *Handler) body(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 		// Cleared only for a whole body: the server discards the rest of
 		// an unfinished one before it answers, and must not wait for it.
 		rc.SetReadDeadline(time.Time{})
+	}
+	if err != nil && v10 {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			writeV10Error(w, http.StatusRequestTimeout, "invalid_request", "The body did not arrive in time.")
+		} else {
+			writeV10Err(w, err)
+		}
+		return nil, false
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		writeError(w, http.StatusRequestTimeout, codeInvalidArgument, "The body did not arrive in time.")
@@ -173,7 +200,7 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, codeInvalidArgument, err.Error())
 		return
 	}
-	body, ok := h.body(w, r)
+	body, ok := h.body(w, r, false)
 	if !ok {
 		return
 	}
@@ -275,7 +302,7 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 // JS driver's client.stream.document() asks {"get": <ref>} for its
 // snapshot. Any other query is a 400.
 func (h *Handler) query(w http.ResponseWriter, r *http.Request) {
-	body, ok := h.body(w, r)
+	body, ok := h.body(w, r, false)
 	if !ok {
 		return
 	}

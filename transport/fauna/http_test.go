@@ -91,7 +91,7 @@ func TestRefusals(t *testing.T) {
 		{"get missing", "/", `{"get":{"@ref":"collections/spells/1"}}`, "", 404, "instance not found"},
 		{"get forbidden", "/", `{"get":{"@ref":"collections/spells/403"}}`, "", 403, "permission denied"},
 		{"other query", "/", `{"paginate":{"documents":{"collection":"spells"}}}`, "", 400, "invalid argument"},
-		{"no endpoint", "/query/1", `{}`, "", 404, "bad request"},
+		{"no endpoint", "/query/2", `{}`, "", 404, "bad request"},
 	} {
 		resp := post(t, ts.URL+c.path, c.body, c.secret)
 		var got struct {
