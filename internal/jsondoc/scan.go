@@ -143,43 +143,72 @@ func NextMember(b []byte, i int, closing byte) (int, error) {
 // ScanString validates the string starting at b[i] == '"' and returns the
 // offset after its closing quote. plain reports that the bytes between the
 // quotes are exactly the string's value: no escapes and valid UTF-8.
+// Invalid UTF-8 and unpaired surrogate escapes are accepted, read as
+// U+FFFD as encoding/json does; scanText is the strict reading.
 func ScanString(b []byte, i int) (end int, plain bool, err error) {
+	end, plain, _, err = scanString(b, i, false)
+	return end, plain, err
+}
+
+// scanString is ScanString and scanText in one: strict refuses invalid
+// UTF-8 and unpaired surrogate escapes (textError); seps reports a raw
+// U+2028, U+2029 or U+0085.
+func scanString(b []byte, i int, strict bool) (end int, plain, seps bool, err error) {
 	plain = true
 	i++
 	for i < len(b) {
 		c := b[i]
 		switch {
 		case c == '"':
-			return i + 1, plain, nil
+			return i + 1, plain, seps, nil
 		case c == '\\':
 			plain = false
 			if i+1 >= len(b) {
-				return i, false, SyntaxError(i, "unexpected end of input")
+				return i, false, false, SyntaxError(i, "unexpected end of input")
 			}
 			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
-				if hex4(b, i+2) < 0 {
-					return i, false, SyntaxError(i, "invalid \\u escape")
+				r := hex4(b, i+2)
+				if r < 0 {
+					return i, false, false, SyntaxError(i, "invalid \\u escape")
 				}
-				i += 6
+				if !strict || r < 0xD800 || r >= 0xE000 {
+					i += 6
+					continue
+				}
+				if r >= 0xDC00 || len(b)-i < 8 || b[i+6] != '\\' || b[i+7] != 'u' {
+					return i, false, false, textError(i, "an unpaired surrogate escape")
+				}
+				r2 := hex4(b, i+8)
+				if r2 < 0 {
+					return i + 6, false, false, SyntaxError(i+6, "invalid \\u escape")
+				}
+				if r2 < 0xDC00 || r2 >= 0xE000 {
+					return i, false, false, textError(i, "an unpaired surrogate escape")
+				}
+				i += 12
 			default:
-				return i, false, SyntaxError(i, "invalid escape")
+				return i, false, false, SyntaxError(i, "invalid escape")
 			}
 		case c < 0x20:
-			return i, false, SyntaxError(i, "control character in string")
+			return i, false, false, SyntaxError(i, "control character in string")
 		case c < utf8.RuneSelf:
 			i++
 		default:
 			r, size := utf8.DecodeRune(b[i:])
 			if r == utf8.RuneError && size == 1 {
+				if strict {
+					return i, false, false, textError(i, "an invalid byte in a string")
+				}
 				plain = false // replaced by U+FFFD, as encoding/json does
 			}
+			seps = seps || r == '\u2028' || r == '\u2029' || r == '\u0085'
 			i += size
 		}
 	}
-	return i, false, SyntaxError(i, "unterminated string")
+	return i, false, false, SyntaxError(i, "unterminated string")
 }
 
 // hex4 decodes the four hex digits at b[i:], or returns -1.

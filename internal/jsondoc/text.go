@@ -29,56 +29,8 @@ func IsInvalidText(err error) bool { return errors.Is(err, errInvalidText) }
 // U+2029 or U+0085 in it, which clients that split lines by Unicode's
 // rules take for a line end.
 func scanText(b []byte, i int) (end int, seps bool, err error) {
-	i++
-	for i < len(b) {
-		c := b[i]
-		switch {
-		case c == '"':
-			return i + 1, seps, nil
-		case c == '\\':
-			if i+1 >= len(b) {
-				return i, false, SyntaxError(i, "unexpected end of input")
-			}
-			switch b[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				r := hex4(b, i+2)
-				if r < 0 {
-					return i, false, SyntaxError(i, "invalid \\u escape")
-				}
-				if r < 0xD800 || r >= 0xE000 {
-					i += 6
-					continue
-				}
-				if r >= 0xDC00 || len(b)-i < 8 || b[i+6] != '\\' || b[i+7] != 'u' {
-					return i, false, textError(i, "an unpaired surrogate escape")
-				}
-				r2 := hex4(b, i+8)
-				if r2 < 0 {
-					return i + 6, false, SyntaxError(i+6, "invalid \\u escape")
-				}
-				if r2 < 0xDC00 || r2 >= 0xE000 {
-					return i, false, textError(i, "an unpaired surrogate escape")
-				}
-				i += 12
-			default:
-				return i, false, SyntaxError(i, "invalid escape")
-			}
-		case c < 0x20:
-			return i, false, SyntaxError(i, "control character in string")
-		case c < utf8.RuneSelf:
-			i++
-		default:
-			r, size := utf8.DecodeRune(b[i:])
-			if r == utf8.RuneError && size == 1 {
-				return i, false, textError(i, "an invalid byte in a string")
-			}
-			seps = seps || r == '\u2028' || r == '\u2029' || r == '\u0085'
-			i += size
-		}
-	}
-	return i, false, SyntaxError(i, "unterminated string")
+	end, _, seps, err = scanString(b, i, true)
+	return end, seps, err
 }
 
 // appendText appends the JSON string s (quotes included, validated by
