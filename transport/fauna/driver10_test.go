@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,9 +17,17 @@ import (
 
 // mint asks the server's /query/1 for a token of the spells collection,
 // as the driver would, so that the test needs no access to the Handler.
-func mint(t *testing.T, port string) string {
+func mint(t *testing.T, s *testServer) string {
 	t.Helper()
-	resp := post(t, "http://127.0.0.1:"+port+"/query/1", `{"query":{"fql":["spells.all().eventSource()"]}}`, secret)
+	req, err := http.NewRequest(http.MethodPost, s.ts.URL+"/query/1", strings.NewReader(`{"query":{"fql":["spells.all().eventSource()"]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+secret)
+	resp, err := s.ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer resp.Body.Close()
 	var q struct {
 		Data struct {
@@ -44,10 +53,12 @@ func checkV10(t *testing.T, got line, typ string, txn txlog.Txn, id, name string
 
 // TestDriverV10Stream: the v10 driver streams a minted token and sees add,
 // update and remove as the broker committed them.
-func TestDriverV10Stream(t *testing.T) {
-	b, port := spellsServer(t)
-	tok := mint(t, port)
-	d := runScript(t, port, "driver10.js", "stream", tok)
+func TestDriverV10Stream(t *testing.T) { forEachMode(t, testDriverV10Stream) }
+
+func testDriverV10Stream(t *testing.T, s *testServer) {
+	b := s.b
+	tok := mint(t, s)
+	d := runScript(t, s, "driver10.js", "stream", tok)
 	// Committed whenever: the stream starts at the token's minting.
 	created := commit(t, b, func(tx *broker.Tx) error { return tx.Create(spell1, []byte(`{"name":"Blaze"}`)) })
 	updated := commit(t, b, func(tx *broker.Tx) error { return tx.Update(spell1, []byte(`{"name":"Inferno"}`)) })
@@ -61,9 +72,11 @@ func TestDriverV10Stream(t *testing.T) {
 
 // TestDriverV10Query: the driver makes the event source with a query
 // (POST /query/1) and streams it.
-func TestDriverV10Query(t *testing.T) {
-	b, port := spellsServer(t)
-	d := runScript(t, port, "driver10.js", "query")
+func TestDriverV10Query(t *testing.T) { forEachMode(t, testDriverV10Query) }
+
+func testDriverV10Query(t *testing.T, s *testServer) {
+	b := s.b
+	d := runScript(t, s, "driver10.js", "query")
 	// The token is minted when the driver's query arrives; commit until
 	// the driver has seen two adds after it.
 	stop := make(chan struct{})
@@ -90,16 +103,18 @@ func TestDriverV10Query(t *testing.T) {
 }
 
 // TestDriverV10Feed: the driver reads a feed page of a minted token.
-func TestDriverV10Feed(t *testing.T) {
-	b, port := spellsServer(t)
-	tok := mint(t, port)
+func TestDriverV10Feed(t *testing.T) { forEachMode(t, testDriverV10Feed) }
+
+func testDriverV10Feed(t *testing.T, s *testServer) {
+	b := s.b
+	tok := mint(t, s)
 	var txns []txlog.Txn
 	for _, id := range []string{"a", "b", "c"} {
 		txns = append(txns, commit(t, b, func(tx *broker.Tx) error {
 			return tx.Create(txlog.Ref{Collection: "spells", ID: id}, []byte(`{"name":"`+id+`"}`))
 		}))
 	}
-	d := runScript(t, port, "driver10.js", "feed", tok)
+	d := runScript(t, s, "driver10.js", "feed", tok)
 	p := d.expect("page", "page")
 	if !p.HasNext || p.Cursor == "" || len(p.Events) != 2 {
 		t.Fatalf("page: %s", p.raw)
@@ -113,10 +128,16 @@ func TestDriverV10Feed(t *testing.T) {
 // TestDriverV10Reconnect: the server ends a v10 stream cleanly; the driver
 // reconnects with its cursor and sees every event exactly once.
 func TestDriverV10Reconnect(t *testing.T) {
+	for _, mode := range httpModes {
+		t.Run(mode, func(t *testing.T) { testDriverV10Reconnect(t, mode) })
+	}
+}
+
+func testDriverV10Reconnect(t *testing.T, mode string) {
 	var mu sync.Mutex
 	var cancels []context.CancelFunc
 	var cursors []string
-	b, port := spellsServerWrap(t, func(h http.Handler) http.Handler {
+	s := spellsServerWrap(t, mode, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path != "/stream/1" {
 				h.ServeHTTP(w, r)
@@ -137,8 +158,9 @@ func TestDriverV10Reconnect(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 	})
-	tok := mint(t, port)
-	d := runScript(t, port, "driver10.js", "stream", tok, "3")
+	b := s.b
+	tok := mint(t, s)
+	d := runScript(t, s, "driver10.js", "stream", tok, "3")
 	created := commit(t, b, func(tx *broker.Tx) error { return tx.Create(spell1, []byte(`{"name":"Blaze"}`)) })
 	add := d.next()
 	checkV10(t, add, "add", created, "1", "Blaze")
@@ -170,4 +192,5 @@ func TestDriverV10Reconnect(t *testing.T) {
 	if len(cursors) != 2 || cursors[0] != "" || cursors[1] != add.Cursor {
 		t.Fatalf("stream requests with cursors %q, want one without and one with %q", cursors, add.Cursor)
 	}
+	s.checkProtocol(t)
 }

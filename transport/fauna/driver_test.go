@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,16 +29,35 @@ import (
 // The secret the test's Authorize hook accepts.
 const secret = "secret"
 
+// httpModes are the ways the drivers reach the server: HTTP/2 without
+// TLS (h2c, the Node drivers' default on http://), HTTP/1.1 (the drivers
+// given a fetch implementation) and HTTP/2 over TLS (on https://). The
+// scripts read the mode from FAUNA_HTTP.
+var httpModes = []string{"h2c", "fetch", "tls"}
+
+// testServer is the Fauna front on a real server for the driver tests.
+type testServer struct {
+	b      *broker.Broker
+	h      *fauna.Handler
+	ts     *httptest.Server
+	mode   string
+	port   string
+	caFile string // the server's certificate, for Node to trust (tls)
+
+	mu     sync.Mutex
+	protos map[string]int // "HTTP/2.0 tls" → requests seen
+}
+
 // spellsServer serves a broker with the spells schema through the Fauna
-// front on a real server speaking HTTP/1.1 and h2c (the Node driver's
-// http2 on http://), set up with transport.ConfigureServer.
-func spellsServer(t *testing.T) (*broker.Broker, string) {
+// front on a real server in the given mode, set up with
+// transport.ConfigureServer.
+func spellsServer(t *testing.T, mode string) *testServer {
 	t.Helper()
-	return spellsServerWrap(t, func(h http.Handler) http.Handler { return h })
+	return spellsServerWrap(t, mode, func(h http.Handler) http.Handler { return h })
 }
 
 // spellsServerWrap is spellsServer with the Handler wrapped.
-func spellsServerWrap(t *testing.T, wrap func(http.Handler) http.Handler) (*broker.Broker, string) {
+func spellsServerWrap(t *testing.T, mode string, wrap func(http.Handler) http.Handler) *testServer {
 	t.Helper()
 	b, err := broker.New(broker.Options{Schema: index.Schema{
 		Collections: []string{"spells"},
@@ -57,18 +78,69 @@ func spellsServerWrap(t *testing.T, wrap func(http.Handler) http.Handler) (*brok
 			return nil
 		},
 	}}
-	ts := httptest.NewUnstartedServer(wrap(h))
-	ts.Config.Protocols = new(http.Protocols)
-	ts.Config.Protocols.SetHTTP1(true)
-	ts.Config.Protocols.SetUnencryptedHTTP2(true)
-	transport.ConfigureServer(ts.Config, 100)
-	ts.Start()
+	s := &testServer{b: b, h: h, mode: mode, protos: map[string]int{}}
+	inner := wrap(h)
+	s.ts = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The test's own requests (mint) are Go's, not the driver's.
+		if !strings.HasPrefix(r.UserAgent(), "Go-http-client/") {
+			key := r.Proto
+			if r.TLS != nil {
+				key += " tls"
+			}
+			s.mu.Lock()
+			s.protos[key]++
+			s.mu.Unlock()
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	s.ts.Config.Protocols = new(http.Protocols)
+	s.ts.Config.Protocols.SetHTTP1(true)
+	if mode == "tls" {
+		s.ts.Config.Protocols.SetHTTP2(true)
+		s.ts.EnableHTTP2 = true
+		transport.ConfigureServer(s.ts.Config, 100)
+		s.ts.StartTLS()
+		s.caFile = filepath.Join(t.TempDir(), "ca.pem")
+		cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.ts.Certificate().Raw})
+		if err := os.WriteFile(s.caFile, cert, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		s.ts.Config.Protocols.SetUnencryptedHTTP2(true)
+		transport.ConfigureServer(s.ts.Config, 100)
+		s.ts.Start()
+	}
+	s.port = s.ts.URL[strings.LastIndexByte(s.ts.URL, ':')+1:]
 	t.Cleanup(func() {
 		b.Close()
-		ts.CloseClientConnections()
-		ts.Close()
+		s.ts.CloseClientConnections()
+		s.ts.Close()
 	})
-	return b, strings.TrimPrefix(ts.URL, "http://127.0.0.1:")
+	return s
+}
+
+// checkProtocol fails the test unless every request the server saw from
+// the driver came in the mode's protocol: it must really have used it.
+func (s *testServer) checkProtocol(t *testing.T) {
+	t.Helper()
+	want := map[string]string{"h2c": "HTTP/2.0", "fetch": "HTTP/1.1", "tls": "HTTP/2.0 tls"}[s.mode]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.protos) != 1 || s.protos[want] == 0 {
+		t.Fatalf("requests by protocol: %v, want all %s", s.protos, want)
+	}
+}
+
+// forEachMode runs a driver test in every HTTP mode, and checks the
+// protocol the driver used when it is done.
+func forEachMode(t *testing.T, test func(t *testing.T, s *testServer)) {
+	for _, mode := range httpModes {
+		t.Run(mode, func(t *testing.T) {
+			s := spellsServer(t, mode)
+			test(t, s)
+			s.checkProtocol(t)
+		})
+	}
 }
 
 // nodeDir holds the pinned Node project with the faunadb driver.
@@ -141,19 +213,23 @@ type driver struct {
 
 // runDriver starts driver.js on a scenario; it is stopped (and waited
 // for) at the end of the test.
-func runDriver(t *testing.T, port, scenario string) *driver {
+func runDriver(t *testing.T, s *testServer, scenario string) *driver {
 	t.Helper()
-	return runScript(t, port, "driver.js", scenario)
+	return runScript(t, s, "driver.js", scenario)
 }
 
-// runScript starts a Node script of nodeDir with its arguments.
-func runScript(t *testing.T, port, script string, args ...string) *driver {
+// runScript starts a Node script of nodeDir with its arguments, told the
+// server's port and mode.
+func runScript(t *testing.T, s *testServer, script string, args ...string) *driver {
 	t.Helper()
 	needNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	cmd := exec.CommandContext(ctx, "node", append([]string{script}, args...)...)
 	cmd.Dir = nodeDir
-	cmd.Env = append(os.Environ(), "FAUNA_PORT="+port)
+	cmd.Env = append(os.Environ(), "FAUNA_PORT="+s.port, "FAUNA_HTTP="+s.mode)
+	if s.caFile != "" {
+		cmd.Env = append(cmd.Env, "NODE_EXTRA_CA_CERTS="+s.caFile)
+	}
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -269,12 +345,14 @@ var spell1 = txlog.Ref{Collection: "spells", ID: "1"}
 // TestDriverDocumentStream: a v4 document stream with fields
 // action,document,diff,prev sees its start, then an update as the broker
 // committed it.
-func TestDriverDocumentStream(t *testing.T) {
-	b, port := spellsServer(t)
+func TestDriverDocumentStream(t *testing.T) { forEachMode(t, testDriverDocumentStream) }
+
+func testDriverDocumentStream(t *testing.T, s *testServer) {
+	b := s.b
 	created := commit(t, b, func(tx *broker.Tx) error {
 		return tx.Create(spell1, []byte(`{"name":"Fire Beak","element":"fire","tags":{"@tag":"not a tag"}}`))
 	})
-	d := runDriver(t, port, "doc")
+	d := runDriver(t, s, "doc")
 	start := d.expect("doc", "start")
 	if start.Txn < created || start.Event != start.Txn {
 		t.Fatalf("start: %s (created at %d)", start.raw, created)
@@ -295,10 +373,12 @@ func TestDriverDocumentStream(t *testing.T) {
 
 // TestDriverRefSpellings: a ref value and Ref("collections/spells/1")
 // stream the same document.
-func TestDriverRefSpellings(t *testing.T) {
-	b, port := spellsServer(t)
+func TestDriverRefSpellings(t *testing.T) { forEachMode(t, testDriverRefSpellings) }
+
+func testDriverRefSpellings(t *testing.T, s *testServer) {
+	b := s.b
 	commit(t, b, func(tx *broker.Tx) error { return tx.Create(spell1, []byte(`{"element":"fire"}`)) })
-	d := runDriver(t, port, "refs")
+	d := runDriver(t, s, "refs")
 	seen := map[string]bool{}
 	for range 2 {
 		l := d.next()
@@ -324,9 +404,11 @@ func TestDriverRefSpellings(t *testing.T) {
 
 // TestDriverSetStreams: Match on terms, a term-less Match, and Documents
 // see a spell added and removed.
-func TestDriverSetStreams(t *testing.T) {
-	b, port := spellsServer(t)
-	d := runDriver(t, port, "set")
+func TestDriverSetStreams(t *testing.T) { forEachMode(t, testDriverSetStreams) }
+
+func testDriverSetStreams(t *testing.T, s *testServer) {
+	b := s.b
+	d := runDriver(t, s, "set")
 	for range 3 {
 		if l := d.next(); l.Type != "start" {
 			t.Fatalf("want starts, got %s", l.raw)
@@ -364,10 +446,12 @@ func TestDriverSetStreams(t *testing.T) {
 
 // TestDriverDocumentHelper: client.stream.document() gets its snapshot
 // (through POST / with a Get) and then the next version.
-func TestDriverDocumentHelper(t *testing.T) {
-	b, port := spellsServer(t)
+func TestDriverDocumentHelper(t *testing.T) { forEachMode(t, testDriverDocumentHelper) }
+
+func testDriverDocumentHelper(t *testing.T, s *testServer) {
+	b := s.b
 	created := commit(t, b, func(tx *broker.Tx) error { return tx.Create(spell1, []byte(`{"element":"fire"}`)) })
-	d := runDriver(t, port, "document")
+	d := runDriver(t, s, "document")
 	d.expect("document", "start")
 	snap := d.expect("document", "snapshot")
 	checkDoc(t, "snapshot", snap.Snapshot, spell1, created, `{"element":"fire"}`)
@@ -383,11 +467,13 @@ func TestDriverDocumentHelper(t *testing.T) {
 // TestDriverErrors: refusals before the stream reach the driver as its
 // typed errors: 404 for a missing document and an unknown index, 400 for a
 // bare Collection, 401 for a wrong secret, 429 for the 101st stream of
-// one connection.
-func TestDriverErrors(t *testing.T) {
-	b, port := spellsServer(t)
+// one connection (over HTTP/2).
+func TestDriverErrors(t *testing.T) { forEachMode(t, testDriverErrors) }
+
+func testDriverErrors(t *testing.T, s *testServer) {
+	b := s.b
 	commit(t, b, func(tx *broker.Tx) error { return tx.Create(spell1, []byte(`{"element":"fire"}`)) })
-	d := runDriver(t, port, "errors")
+	d := runDriver(t, s, "errors")
 	for _, c := range []struct {
 		label, name string
 		status      int
@@ -402,6 +488,12 @@ func TestDriverErrors(t *testing.T) {
 			t.Fatalf("%s: got %s, want %s (%d)", c.label, l.raw, c.name, c.status)
 		}
 		d.proceed()
+	}
+	if s.mode == "fetch" {
+		// Over HTTP/1.1 each stream has a connection of its own: there
+		// is no per-connection limit to meet.
+		d.expect("done", "done")
+		return
 	}
 	for range 100 {
 		d.expect("limit", "start")

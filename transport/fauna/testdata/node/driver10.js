@@ -1,12 +1,18 @@
 // Drives the real fauna v10 driver against the Fauna front for the Go
-// tests: node driver10.js <scenario> [token], with FAUNA_PORT set. It
-// prints one JSON line per thing it saw, as driver.js does.
+// tests: node driver10.js <scenario> [token], with FAUNA_PORT and
+// FAUNA_HTTP set as for driver.js (fetch: the driver's FetchClient, on
+// Node's fetch, which speaks HTTP/1.1). It prints one JSON line per thing
+// it saw, as driver.js does.
 'use strict'
 const fauna = require('fauna')
 const { fql } = fauna
 
 const port = Number(process.env.FAUNA_PORT)
-const client = new fauna.Client({ secret: 'secret', endpoint: new URL(`http://127.0.0.1:${port}`) })
+const mode = process.env.FAUNA_HTTP || 'h2c'
+const url = `${mode === 'tls' ? 'https' : 'http'}://127.0.0.1:${port}`
+const client = mode === 'fetch'
+  ? new fauna.Client({ secret: 'secret', endpoint: new URL(url) }, new fauna.FetchClient({ url, fetch_keepalive: false }))
+  : new fauna.Client({ secret: 'secret', endpoint: new URL(url) })
 function out(o) { process.stdout.write(JSON.stringify(o) + '\n') }
 
 // event: a summary of a decoded event, with the checks that the driver
