@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tidings/tidings/broker"
+	"github.com/tidings/tidings/internal/cors"
 	"github.com/tidings/tidings/subscription"
 )
 
@@ -144,29 +145,20 @@ func lastSlash(p string) int {
 	return -1
 }
 
-// cors sets the CORS headers of a response, errors included: the exact
-// origin when it is allowed (with credentials only if it is listed by
-// name), "*" for an open server without credentials, nothing otherwise.
-// An arbitrary Origin is never reflected with credentials.
+// cors sets the CORS headers of a response, errors included, by the rule
+// of internal/cors: an arbitrary Origin is never reflected with
+// credentials.
 func (s *Server) cors(w http.ResponseWriter, r *http.Request) {
-	origin := r.Header.Get("Origin")
-	if origin == "" || len(s.AllowedOrigins) == 0 {
-		return
+	s.corsPolicy().Set(w, r)
+}
+
+func (s *Server) corsPolicy() *cors.Policy {
+	return &cors.Policy{
+		Origins:       s.AllowedOrigins,
+		Credentials:   s.AllowCredentials,
+		AllowHeaders:  "Content-Type, Authorization, Last-Event-ID",
+		ExposeHeaders: "Retry-After",
 	}
-	h := w.Header()
-	h.Add("Vary", "Origin")
-	switch {
-	case slices.Contains(s.AllowedOrigins, origin):
-		h.Set("Access-Control-Allow-Origin", origin)
-		if s.AllowCredentials {
-			h.Set("Access-Control-Allow-Credentials", "true")
-		}
-	case slices.Contains(s.AllowedOrigins, "*"):
-		h.Set("Access-Control-Allow-Origin", "*")
-	default:
-		return
-	}
-	h.Set("Access-Control-Expose-Headers", "Retry-After")
 }
 
 // endpoint wraps a handler with what every endpoint does first: answer a
@@ -197,16 +189,7 @@ func (s *Server) endpoint(fn http.HandlerFunc, methods ...string) http.Handler {
 
 // preflight answers a CORS preflight; it reports whether r was one.
 func (s *Server) preflight(w http.ResponseWriter, r *http.Request, methods string) bool {
-	if r.Method != http.MethodOptions {
-		return false
-	}
-	s.cors(w, r)
-	h := w.Header()
-	h.Set("Access-Control-Allow-Methods", methods)
-	h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, Last-Event-ID")
-	h.Set("Access-Control-Max-Age", "600")
-	w.WriteHeader(http.StatusNoContent)
-	return true
+	return s.corsPolicy().Preflight(w, r, methods)
 }
 
 // Shutdown ends every stream with an error event shutting_down carrying

@@ -49,8 +49,14 @@
 // unknown collection or index); 429 too many requests (the connection's
 // stream limit); 503 unavailable (the broker is closed); and, outside
 // Fauna's list, 408 for a body slower than BodyTimeout and 413 for one
-// larger than MaxBodyBytes. There is no CORS: the v4 drivers are used
-// from servers.
+// larger than MaxBodyBytes.
+//
+// Pages of other origins may call the front as they call the native
+// transport: the transport.Server's AllowedOrigins and AllowCredentials
+// decide, every response (errors included) carries the CORS headers, and
+// a preflight allows every header the drivers send (X-FaunaDB-API-Version,
+// X-Driver-Env, X-Format, X-Query-Timeout-Ms, X-Last-Txn-Ts, traceparent
+// and the rest) and exposes X-Txn-Time, which the v4 driver reads.
 //
 // During a stream Authorize is asked again every Heartbeat; a refusal ends
 // the stream with an error event (permission denied, or unauthorized for

@@ -193,4 +193,5 @@ func testDriverV10Reconnect(t *testing.T, mode string) {
 		t.Fatalf("stream requests with cursors %q, want one without and one with %q", cursors, add.Cursor)
 	}
 	s.checkProtocol(t)
+	s.checkCORS(t)
 }

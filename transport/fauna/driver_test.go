@@ -44,8 +44,9 @@ type testServer struct {
 	port   string
 	caFile string // the server's certificate, for Node to trust (tls)
 
-	mu     sync.Mutex
-	protos map[string]int // "HTTP/2.0 tls" → requests seen
+	mu      sync.Mutex
+	protos  map[string]int  // "HTTP/2.0 tls" → requests seen
+	headers map[string]bool // the names of the headers the driver sent
 }
 
 // spellsServer serves a broker with the spells schema through the Fauna
@@ -77,8 +78,9 @@ func spellsServerWrap(t *testing.T, mode string, wrap func(http.Handler) http.Ha
 			}
 			return nil
 		},
+		AllowedOrigins: []string{pageOrigin},
 	}}
-	s := &testServer{b: b, h: h, mode: mode, protos: map[string]int{}}
+	s := &testServer{b: b, h: h, mode: mode, protos: map[string]int{}, headers: map[string]bool{}}
 	inner := wrap(h)
 	s.ts = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The test's own requests (mint) are Go's, not the driver's.
@@ -89,6 +91,9 @@ func spellsServerWrap(t *testing.T, mode string, wrap func(http.Handler) http.Ha
 			}
 			s.mu.Lock()
 			s.protos[key]++
+			for k := range r.Header {
+				s.headers[strings.ToLower(k)] = true
+			}
 			s.mu.Unlock()
 		}
 		inner.ServeHTTP(w, r)
@@ -131,14 +136,58 @@ func (s *testServer) checkProtocol(t *testing.T) {
 	}
 }
 
+// pageOrigin is the origin the test servers allow cross-origin.
+const pageOrigin = "https://spells.example"
+
+// checkCORS fails the test unless a page of pageOrigin could send what the
+// driver sent: a preflight asking for every header it sent, but those a
+// browser sets itself, must be allowed.
+func (s *testServer) checkCORS(t *testing.T) {
+	t.Helper()
+	own := map[string]bool{"accept": true, "accept-encoding": true, "accept-language": true,
+		"connection": true, "content-length": true, "user-agent": true, "te": true,
+		"keep-alive": true, "sec-fetch-mode": true}
+	s.mu.Lock()
+	var asked []string
+	for k := range s.headers {
+		if !own[k] {
+			asked = append(asked, k)
+		}
+	}
+	s.mu.Unlock()
+	req, _ := http.NewRequest(http.MethodOptions, s.ts.URL+"/stream", nil)
+	req.Header.Set("Origin", pageOrigin)
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", strings.Join(asked, ","))
+	resp, err := s.ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	allowed := map[string]bool{}
+	for _, h := range strings.Split(resp.Header.Get("Access-Control-Allow-Headers"), ",") {
+		allowed[strings.ToLower(strings.TrimSpace(h))] = true
+	}
+	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != pageOrigin {
+		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+	for _, h := range asked {
+		if !allowed[h] {
+			t.Errorf("the driver sent %s, which a preflight does not allow (%s)", h, resp.Header.Get("Access-Control-Allow-Headers"))
+		}
+	}
+}
+
 // forEachMode runs a driver test in every HTTP mode, and checks the
-// protocol the driver used when it is done.
+// protocol the driver used, and that CORS allows what it sent, when it is
+// done.
 func forEachMode(t *testing.T, test func(t *testing.T, s *testServer)) {
 	for _, mode := range httpModes {
 		t.Run(mode, func(t *testing.T) {
 			s := spellsServer(t, mode)
 			test(t, s)
 			s.checkProtocol(t)
+			s.checkCORS(t)
 		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tidings/tidings/broker"
 	"github.com/tidings/tidings/internal/connlimit"
+	"github.com/tidings/tidings/internal/cors"
 	"github.com/tidings/tidings/internal/jsondoc"
 	"github.com/tidings/tidings/internal/wire"
 	"github.com/tidings/tidings/subscription"
@@ -48,8 +49,16 @@ type Handler struct {
 }
 
 // ServeHTTP answers POST /stream, POST /, POST /stream/1, /feed/1 and
-// /query/1; anything else is a 404 in Fauna's v4 error shape.
+// /query/1, and their CORS preflights; anything else is a 404 in Fauna's
+// v4 error shape.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	known := r.URL.Path == "/stream" || r.URL.Path == "/" || r.URL.Path == "/stream/1" ||
+		r.URL.Path == "/feed/1" || r.URL.Path == "/query/1"
+	policy := h.corsPolicy()
+	if known && policy.Preflight(w, r, "POST, OPTIONS") {
+		return
+	}
+	policy.Set(w, r)
 	switch {
 	case r.URL.Path == "/stream" && r.Method == http.MethodPost:
 		h.stream(w, r)
@@ -61,11 +70,31 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.feedV10(w, r)
 	case r.URL.Path == "/query/1" && r.Method == http.MethodPost:
 		h.queryV10(w, r)
-	case r.URL.Path == "/stream" || r.URL.Path == "/" || r.URL.Path == "/stream/1" || r.URL.Path == "/feed/1" || r.URL.Path == "/query/1":
-		w.Header().Set("Allow", http.MethodPost)
+	case known:
+		w.Header().Set("Allow", "POST, OPTIONS")
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed", "Use POST.")
 	default:
 		writeError(w, http.StatusNotFound, "bad request", "No endpoint "+strconv.Quote(r.URL.Path)+"; this server answers Fauna v4 streams and v10 event sources only.")
+	}
+}
+
+// driverHeaders are the request headers the Fauna drivers send (faunadb
+// 4.8.2 and fauna 2.5.0, read from their code), which a page's preflight
+// asks for.
+const driverHeaders = "Authorization, Content-Type, " +
+	"X-FaunaDB-API-Version, X-Driver-Env, X-Last-Seen-Txn, X-Query-Timeout, X-Fauna-Tags, " +
+	"X-Format, X-Typecheck, X-Performance-Hints, X-Query-Timeout-Ms, X-Linearized, " +
+	"X-Max-Contention-Retries, X-Query-Tags, X-Last-Txn-Ts, Traceparent"
+
+// corsPolicy is the transport.Server's AllowedOrigins and
+// AllowCredentials, with the drivers' headers; X-Txn-Time is exposed
+// because the v4 driver reads it.
+func (h *Handler) corsPolicy() *cors.Policy {
+	return &cors.Policy{
+		Origins:       h.Server.AllowedOrigins,
+		Credentials:   h.Server.AllowCredentials,
+		AllowHeaders:  driverHeaders,
+		ExposeHeaders: "X-Txn-Time",
 	}
 }
 
