@@ -120,12 +120,17 @@
 // invalid_query and invalid_request have classes of their own, the rest
 // are a QueryRuntimeError), and retries none of them.
 //
-// POST /stream/1 {"token", "cursor"?} streams the events after the
-// cursor, or else after the token's minting. POST /feed/1 {"token",
-// "page_size"? (default 16), "cursor"?} answers a page, {"events",
-// "cursor", "has_next", "stats"}, from the broker's ReadPage; start_ts is
-// refused. Cursors are the broker's own, so a reconnect resumes exactly
-// after the last event the driver saw.
+// POST /stream/1 {"token", "cursor"? | "start_ts"?} streams the events
+// after the cursor, or after the txn start_ts (txns are µs since the
+// epoch, which is what start_ts counts; a start_ts later than the head
+// starts there, and the events of txns up to start_ts are left out, so it
+// is exclusive as in Fauna), or else after the token's minting. POST
+// /feed/1 {"token", "page_size"? (default 16, at most 16000), "cursor"? |
+// "start_ts"?} answers a page, {"events", "cursor", "has_next", "stats"},
+// from the broker's ReadPage. A cursor with a start_ts is refused, as is a
+// start_ts older than the log retains (invalid_cursor). Cursors are the
+// broker's own, so a reconnect resumes exactly after the last event the
+// driver saw.
 //
 // Lines end in \r\n, one event per write and flush:
 //

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -102,7 +103,8 @@ func testDriverV10Query(t *testing.T, s *testServer) {
 	d.expect("done", "done")
 }
 
-// TestDriverV10Feed: the driver reads a feed page of a minted token.
+// TestDriverV10Feed: the driver reads a feed page of a minted token, and
+// one from a start_ts.
 func TestDriverV10Feed(t *testing.T) { forEachMode(t, testDriverV10Feed) }
 
 func testDriverV10Feed(t *testing.T, s *testServer) {
@@ -122,6 +124,16 @@ func testDriverV10Feed(t *testing.T, s *testServer) {
 	p.Events[0].raw, p.Events[1].raw = p.raw, p.raw
 	checkV10(t, p.Events[0], "add", txns[0], "a", "a")
 	checkV10(t, p.Events[1], "add", txns[1], "b", "b")
+	d.expect("done", "done")
+
+	// With start_ts, the events after it.
+	d = runScript(t, s, "driver10.js", "feed", tok, strconv.FormatUint(uint64(txns[1]), 10))
+	p = d.expect("page", "page")
+	if p.HasNext || len(p.Events) != 1 {
+		t.Fatalf("page after start_ts %d: %s", txns[1], p.raw)
+	}
+	p.Events[0].raw = p.raw
+	checkV10(t, p.Events[0], "add", txns[2], "c", "c")
 	d.expect("done", "done")
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -241,6 +242,66 @@ func TestV10Refusals(t *testing.T) {
 		resp.Body.Close()
 		if err != nil || resp.StatusCode != c.status || got.Error.Code != c.code || got.Error.Message == "" {
 			t.Errorf("%s: %d %+v (%v), want %d %q", c.name, resp.StatusCode, got, err, c.status, c.code)
+		}
+	}
+}
+
+// TestV10StartTS: a feed or a stream with start_ts gets the events of the
+// txns after it, whatever the token's minting; start_ts later than the
+// head starts at the head; with a cursor it is refused.
+func TestV10StartTS(t *testing.T) {
+	b, h, ts := v10Server(t)
+	var txns []txlog.Txn
+	for _, id := range []string{"a", "b", "c"} {
+		txns = append(txns, commit10(t, b, func(tx *broker.Tx) error {
+			return tx.Create(txlog.Ref{Collection: "spells", ID: id}, []byte(`{"element":"fire"}`))
+		}))
+	}
+	// Minted after the three: without start_ts the feed would be empty.
+	tok, err := h.Token(subscription.Collection("spells"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := feed(t, ts.URL, fmt.Sprintf(`{"token":%q,"start_ts":%d}`, tok, txns[0]))
+	if len(p.Events) != 2 || p.Events[0].TxnTS != uint64(txns[1]) || p.Events[1].TxnTS != uint64(txns[2]) {
+		t.Fatalf("after the first txn: %+v", p)
+	}
+	p = feed(t, ts.URL, fmt.Sprintf(`{"token":%q,"start_ts":%d}`, tok, txns[0]-1))
+	if len(p.Events) != 3 || p.Events[0].Data.Doc["id"] != "a" {
+		t.Fatalf("before the first txn: %+v", p)
+	}
+	// Later than the head: nothing yet, and the cursor reads on from there.
+	p = feed(t, ts.URL, fmt.Sprintf(`{"token":%q,"start_ts":%d}`, tok, txns[2]+1))
+	if len(p.Events) != 0 || p.Cursor == "" || p.HasNext {
+		t.Fatalf("after the head: %+v", p)
+	}
+	d := commit10(t, b, func(tx *broker.Tx) error {
+		return tx.Create(txlog.Ref{Collection: "spells", ID: "d"}, []byte(`{"element":"air"}`))
+	})
+	p = feed(t, ts.URL, fmt.Sprintf(`{"token":%q,"cursor":%q}`, tok, p.Cursor))
+	if len(p.Events) != 1 || p.Events[0].TxnTS != uint64(d) {
+		t.Fatalf("on from the cursor: %+v", p)
+	}
+
+	next, stop := v10Stream(t, ts.URL, fmt.Sprintf(`{"token":%q,"start_ts":%d}`, tok, txns[1]))
+	defer stop()
+	if e := next(); e.Type != "status" || e.Cursor == "" {
+		t.Fatalf("start: %+v", e)
+	}
+	for _, want := range []txlog.Txn{txns[2], d} {
+		if e := next(); e.Type != "add" || e.TxnTS != uint64(want) {
+			t.Fatalf("got %+v, want the add at %d", e, want)
+		}
+	}
+
+	for _, body := range []string{
+		fmt.Sprintf(`{"token":%q,"start_ts":%d,"cursor":%q}`, tok, txns[0], p.Cursor),
+		fmt.Sprintf(`{"token":%q,"start_ts":-1}`, tok),
+	} {
+		resp := post(t, ts.URL+"/feed/1", body, "")
+		resp.Body.Close()
+		if resp.StatusCode != 400 {
+			t.Errorf("%s: %d, want 400", body, resp.StatusCode)
 		}
 	}
 }

@@ -83,41 +83,65 @@ type v10Request struct {
 	StartTS  *int64 `json:"start_ts"`
 }
 
+// v10Start is where a /stream/1 or /feed/1 request starts: after cursor,
+// and, for a start_ts, past the events of txns up to it (a commit can be
+// published after the head that start_ts was compared with, yet have a
+// txn no later than start_ts).
+type v10Start struct {
+	cursor string
+	skipTo txlog.Txn // events of txns ≤ skipTo are left out; 0 for none
+}
+
+// skip reports whether an event of txn is before the start.
+func (st v10Start) skip(txn txlog.Txn) bool { return txn <= st.skipTo }
+
 // v10Source reads a /stream/1 or /feed/1 body: the token's target, and
-// the cursor to start after (the request's, else the token's).
-func (h *Handler) v10Source(w http.ResponseWriter, r *http.Request) (v10Request, subscription.Target, string, bool) {
+// where to start: after the request's cursor, after its start_ts (µs
+// since the epoch, which is what txns are), or else after the token's
+// minting.
+func (h *Handler) v10Source(w http.ResponseWriter, r *http.Request) (v10Request, subscription.Target, v10Start, bool) {
 	body, ok := h.body(w, r, true)
 	if !ok {
-		return v10Request{}, subscription.Target{}, "", false
+		return v10Request{}, subscription.Target{}, v10Start{}, false
 	}
 	var req v10Request
 	if err := json.Unmarshal(body, &req); err != nil || req.Token == "" {
 		writeV10Error(w, http.StatusBadRequest, "invalid_request", `The body must be {"token":"…"}; got `+compact(body))
-		return req, subscription.Target{}, "", false
+		return req, subscription.Target{}, v10Start{}, false
 	}
-	if req.StartTS != nil {
-		writeV10Error(w, http.StatusBadRequest, "invalid_request", "start_ts is not supported; start from the token or a cursor.")
-		return req, subscription.Target{}, "", false
+	if req.StartTS != nil && (req.Cursor != "" || *req.StartTS < 0) {
+		writeV10Error(w, http.StatusBadRequest, "invalid_request", "start_ts is a positive number of µs, and cannot go with a cursor.")
+		return req, subscription.Target{}, v10Start{}, false
 	}
 	target, cursor, err := h.parseToken(req.Token)
 	if err != nil {
 		writeV10Err(w, err)
-		return req, subscription.Target{}, "", false
+		return req, subscription.Target{}, v10Start{}, false
 	}
-	if req.Cursor != "" {
-		cursor = req.Cursor
+	start := v10Start{cursor: cursor}
+	switch {
+	case req.Cursor != "":
+		start.cursor = req.Cursor
+	case req.StartTS != nil:
+		// The log is read after the txn start_ts, or after the head
+		// when start_ts is later (reading beyond the head is refused).
+		b := h.Server.Broker
+		at := txlog.Txn(*req.StartTS)
+		start.skipTo = at
+		at = min(at, b.Head())
+		start.cursor = txlog.Cursor{Log: b.LogID(), Pos: txlog.AfterTxn(at)}.String()
 	}
 	if !h.authorizeV10(w, r, target) {
-		return req, subscription.Target{}, "", false
+		return req, subscription.Target{}, v10Start{}, false
 	}
-	return req, target, cursor, true
+	return req, target, start, true
 }
 
 // streamV10 serves POST /stream/1: the token's events after its cursor,
 // one line per write and flush; a write's line is shared by its streams.
 func (h *Handler) streamV10(w http.ResponseWriter, r *http.Request) {
 	s := h.Server
-	_, target, cursor, ok := h.v10Source(w, r)
+	_, target, start, ok := h.v10Source(w, r)
 	if !ok {
 		return
 	}
@@ -131,7 +155,7 @@ func (h *Handler) streamV10(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	opt := v10Options(target)
-	opt.Cursor = cursor
+	opt.Cursor = start.cursor
 	opt.Heartbeat = orDefault(s.Heartbeat, transport.DefaultHeartbeat)
 	sub, err := s.Broker.Subscribe(r.Context(), target, opt)
 	if err != nil {
@@ -149,7 +173,7 @@ func (h *Handler) streamV10(w http.ResponseWriter, r *http.Request) {
 	writeTimeout := orDefault(s.WriteTimeout, transport.DefaultWriteTimeout)
 	heartbeat := opt.Heartbeat
 	recheck := time.Now().Add(heartbeat)
-	last := cursor
+	last := start.cursor
 	var buf []byte
 	for e := range sub.Events() {
 		if s.Authorize != nil && !time.Now().Before(recheck) {
@@ -171,6 +195,10 @@ func (h *Handler) streamV10(w http.ResponseWriter, r *http.Request) {
 		ok := true
 		switch e.Type {
 		case subscription.TypeVersion, subscription.TypeSet:
+			if start.skip(e.Txn) {
+				last = e.CursorString()
+				continue
+			}
 			// The events of a write: their v10 line is shared.
 			line, err = h.lines10.Shared(e.JSON, "", buildV10)
 			ok = !errors.Is(err, wire.ErrNoFaunaForm)
@@ -224,7 +252,7 @@ const (
 // feedV10 serves POST /feed/1: a page of the token's events after its
 // cursor, from the broker's ReadPage.
 func (h *Handler) feedV10(w http.ResponseWriter, r *http.Request) {
-	req, target, cursor, ok := h.v10Source(w, r)
+	req, target, start, ok := h.v10Source(w, r)
 	if !ok {
 		return
 	}
@@ -237,7 +265,7 @@ func (h *Handler) feedV10(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	opt := v10Options(target)
-	opt.Cursor = cursor
+	opt.Cursor = start.cursor
 	page, err := h.Server.Broker.ReadPage(r.Context(), target, opt, n, false)
 	if err != nil {
 		writeV10Err(w, err)
@@ -246,6 +274,9 @@ func (h *Handler) feedV10(w http.ResponseWriter, r *http.Request) {
 	out := []byte(`{"events":[`)
 	first := true
 	for _, e := range page.Events {
+		if start.skip(e.Txn) {
+			continue
+		}
 		at := len(out)
 		if !first {
 			out = append(out, ',')

@@ -49,8 +49,10 @@ async function main() {
     case 'query': // two events from an event source made by a query
       await streamAll('query', fql`spells.all().eventSource()`, 2)
       break
-    case 'feed': { // the first page of a feed, two events
-      const feed = client.feed(new fauna.StreamToken(token), { page_size: 2 })
+    case 'feed': { // the first page of a feed, two events; after start_ts if given
+      const opts = { page_size: 2 }
+      if (process.argv[4]) opts.start_ts = Number(process.argv[4])
+      const feed = client.feed(new fauna.StreamToken(token), opts)
       const page = await feed.nextPage()
       out({ label: 'page', type: 'page', has_next: page.hasNext, cursor: page.cursor, events: Array.from(page.events, e => event("feed", e)) })
       break
