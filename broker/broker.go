@@ -159,6 +159,20 @@ func (b *Broker) Head() txlog.Txn {
 // LogID is the identity of the broker's log, which every cursor names.
 func (b *Broker) LogID() txlog.ID { return b.log.ID() }
 
+// Schema returns the collections and indexes in force: those of
+// Options.Schema and of every DefineCollection and DefineIndex since. It
+// is a copy: changing it changes nothing.
+func (b *Broker) Schema() index.Schema {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := cloneSchema(b.schema)
+	for i := range s.Indexes {
+		s.Indexes[i].Terms = slices.Clone(s.Indexes[i].Terms)
+		s.Indexes[i].Values = slices.Clone(s.Indexes[i].Values)
+	}
+	return s
+}
+
 // DefineCollection declares a collection while running.
 func (b *Broker) DefineCollection(name string) error {
 	return b.redefine(func(s *index.Schema) { s.Collections = append(s.Collections, name) })

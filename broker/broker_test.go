@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -310,6 +311,19 @@ func TestDefineIndexWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustCommit(t, b, func(tx *Tx) error { return tx.Create(txlog.Ref{Collection: "potions", ID: "1"}, []byte(`{}`)) })
+
+	// Schema reports both, and is a copy.
+	got := b.Schema()
+	if !slices.Contains(got.Collections, "potions") || !slices.ContainsFunc(got.Indexes, func(d index.Definition) bool {
+		return d.Name == "spells_by_school" && d.Collection == "spells" && slices.Equal(d.Terms, []string{"school"})
+	}) {
+		t.Fatalf("schema %+v", got)
+	}
+	got.Collections[0] = "changed"
+	got.Indexes[len(got.Indexes)-1].Terms[0] = "changed"
+	if again := b.Schema(); slices.Contains(again.Collections, "changed") || again.Indexes[len(again.Indexes)-1].Terms[0] != "school" {
+		t.Fatalf("Schema is not a copy: %+v", again)
+	}
 }
 
 func TestStats(t *testing.T) {

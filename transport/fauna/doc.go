@@ -104,10 +104,22 @@
 // # v10 event sources
 //
 // An event source is a token: Handler.Token mints one for a target, or
-// POST /query/1 does for the queries coll.all().eventSource() (the
-// collection's documents), coll.byId("id").eventSource() (one document)
-// and coll.name("term").eventSource() (the index name matched on one
-// string term); any other query is a 400 invalid_query. A token is
+// POST /query/1 does for these queries, each followed by .eventSource():
+//
+//   - coll.all(): the collection's documents;
+//   - Set.single(coll.byId(id)), as Fauna wrote it, or coll.byId(id) for
+//     short: one document (an id is a string or an integer; a document
+//     value interpolated in Set.single works too);
+//   - coll.name(terms…): the schema's index of that name, which must be
+//     an index of coll (else 404 not_found), matched on the terms
+//     (strings, numbers, booleans, null).
+//
+// The values may be literals ("…" or '…' with FQL's escapes), values the
+// driver interpolates (fql`Set.single(spells.byId(${id}))…`, sent as
+// {"value":…}; a collection may be a module), or names of the request's
+// "arguments". The query is read token by token, so an interpolated value
+// is never read as FQL. Any other query, #{…} inside a string included,
+// is a 400 invalid_query that says what was found where. A token is
 // base64url JSON of the target and the broker's head cursor at minting,
 // then "." and its HMAC-SHA256 under TokenKey (random per Handler when
 // empty). A tampered token, or one another key signed, is refused with

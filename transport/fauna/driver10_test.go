@@ -72,35 +72,39 @@ func testDriverV10Stream(t *testing.T, s *testServer) {
 }
 
 // TestDriverV10Query: the driver makes the event source with a query
-// (POST /query/1) and streams it.
+// (POST /query/1), of a collection, of one document with Set.single and of
+// an index, the last two with interpolated values, and streams it.
 func TestDriverV10Query(t *testing.T) { forEachMode(t, testDriverV10Query) }
 
 func testDriverV10Query(t *testing.T, s *testServer) {
-	b := s.b
-	d := runScript(t, s, "driver10.js", "query")
-	// The token is minted when the driver's query arrives; commit until
-	// the driver has seen two adds after it.
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(50 * time.Millisecond):
+	for _, form := range []string{"all", "doc", "index"} {
+		d := runScript(t, s, "driver10.js", "query", form)
+		// The token is minted when the driver's query arrives; update
+		// the spell until the driver has seen two events after it.
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+				s.b.Commit(t.Context(), func(tx *broker.Tx) error {
+					return tx.Upsert(spell1, []byte(`{"element":"fire","name":"`+strconv.Itoa(i)+`"}`))
+				})
 			}
-			ref := txlog.Ref{Collection: "spells", ID: string(rune('a' + i%26))}
-			b.Commit(t.Context(), func(tx *broker.Tx) error { return tx.Upsert(ref, []byte(`{"name":"x"}`)) })
+		}()
+		for range 2 {
+			if l := d.next(); l.Label != "query" || (l.Type != "add" && l.Type != "update") || !l.IsDoc || l.Coll != "spells" || l.ID != "1" {
+				t.Fatalf("%s: got %s", form, l.raw)
+			}
 		}
-	}()
-	defer func() { close(stop); <-done }()
-	for range 2 {
-		if l := d.next(); l.Label != "query" || (l.Type != "add" && l.Type != "update") || !l.IsDoc || l.Coll != "spells" {
-			t.Fatalf("got %s", l.raw)
-		}
+		close(stop)
+		<-done
+		d.expect("done", "done")
 	}
-	d.expect("done", "done")
 }
 
 // TestDriverV10Feed: the driver reads a feed page of a minted token, and

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/tidings/tidings/broker"
@@ -300,62 +298,21 @@ func (h *Handler) feedV10(w http.ResponseWriter, r *http.Request) {
 	w.Write(append(out, '\n'))
 }
 
-// The FQL forms /query/1 answers: a collection's documents, one document,
-// and an index-like match on one string term, each as an event source.
-var (
-	fqlAll   = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*)\.all\(\)\.eventSource\(\)$`)
-	fqlByID  = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*)\.byId\("([^"\\]*)"\)\.eventSource\(\)$`)
-	fqlMatch = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)\("([^"\\]*)"\)\.eventSource\(\)$`)
-)
-
-// queryV10 serves POST /query/1 for the queries that make an event source.
+// queryV10 serves POST /query/1 for the queries that make an event source
+// (fql.go).
 func (h *Handler) queryV10(w http.ResponseWriter, r *http.Request) {
 	body, ok := h.body(w, r, true)
 	if !ok {
 		return
 	}
-	var req struct {
-		Query json.RawMessage `json:"query"`
-	}
-	var fql string
-	if err := json.Unmarshal(body, &req); err == nil {
-		var q struct {
-			FQL []json.RawMessage `json:"fql"`
-		}
-		if json.Unmarshal(req.Query, &fql) != nil && json.Unmarshal(req.Query, &q) == nil {
-			var sb strings.Builder
-			for _, part := range q.FQL {
-				var s string
-				if json.Unmarshal(part, &s) != nil {
-					// An interpolated value: not among the forms served.
-					sb.Reset()
-					break
-				}
-				sb.WriteString(s)
-			}
-			fql = sb.String()
-		}
-	}
-	fql = strings.TrimSpace(fql)
-	var target subscription.Target
-	var err error
+	target, err := parseEventSource(body, h.Server.Broker.Schema())
 	switch {
-	case fqlAll.MatchString(fql):
-		target = subscription.Collection(fqlAll.FindStringSubmatch(fql)[1])
-	case fqlByID.MatchString(fql):
-		m := fqlByID.FindStringSubmatch(fql)
-		target = subscription.Document(txlog.Ref{Collection: m[1], ID: m[2]})
-	case fqlMatch.MatchString(fql):
-		// coll.name("term") is an index of that name matched on the term.
-		m := fqlMatch.FindStringSubmatch(fql)
-		target, err = subscription.Match(m[2], m[3])
-	default:
+	case errors.Is(err, errQuery):
 		writeV10Error(w, http.StatusBadRequest, "invalid_query",
-			`This server answers only coll.all().eventSource(), coll.byId("id").eventSource() and coll.index("term").eventSource(); got `+compact(body))
+			err.Error()+`. This server answers only coll.all(), Set.single(coll.byId(id)) (or coll.byId(id)) and coll.index(terms…), each followed by .eventSource().`)
 		return
-	}
-	if err != nil {
-		writeV10Err(w, err)
+	case errors.Is(err, errNoIndex):
+		writeV10Error(w, http.StatusNotFound, "not_found", err.Error())
 		return
 	}
 	if !h.authorizeV10(w, r, target) {

@@ -1,5 +1,5 @@
 // Drives the real fauna v10 driver against the Fauna front for the Go
-// tests: node driver10.js <scenario> [token], with FAUNA_PORT and
+// tests: node driver10.js <scenario> [token or query form], with FAUNA_PORT and
 // FAUNA_HTTP set as for driver.js (fetch: the driver's FetchClient, on
 // Node's fetch, which speaks HTTP/1.1). It prints one JSON line per thing
 // it saw, as driver.js does.
@@ -46,9 +46,15 @@ async function main() {
     case 'stream': // n events (default 3) from a minted token
       await streamAll('stream', new fauna.StreamToken(token), Number(process.argv[4] || 3))
       break
-    case 'query': // two events from an event source made by a query
-      await streamAll('query', fql`spells.all().eventSource()`, 2)
+    case 'query': { // two events from an event source made by a query, with interpolated values
+      const queries = {
+        all: fql`spells.all().eventSource()`,
+        doc: fql`Set.single(spells.byId(${'1'})).eventSource()`,
+        index: fql`${fql`spells`}.spells_by_element(${'fire'}).eventSource()`,
+      }
+      await streamAll('query', queries[token], 2)
       break
+    }
     case 'feed': { // the first page of a feed, two events; after start_ts if given
       const opts = { page_size: 2 }
       if (process.argv[4]) opts.start_ts = Number(process.argv[4])
