@@ -2,7 +2,8 @@
 // broker (or, with -data, on a durable file log): the spells collection,
 // the spells_by_element index, a few seeded spells, the stream, SSE, feed
 // and write endpoints under /tidings/, and a page at / that shows the
-// fire, water, earth and air sets live.
+// fire, water, earth and air sets live; and, on a second port, the same
+// broker to Fauna's drivers (package transport/fauna).
 //
 //	go run ./examples/spells
 package main
@@ -10,7 +11,6 @@ package main
 import (
 	"context"
 	_ "embed"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -29,35 +29,49 @@ import (
 //go:embed page.html
 var page []byte
 
+// defaultFaunaAddr is where the Fauna front listens unless -fauna-addr
+// says otherwise: plain HTTP (h2c), so not 8443, which reads as TLS.
+const defaultFaunaAddr = "localhost:8081"
+
 func main() {
 	addr := flag.String("addr", "localhost:8080", "address to listen on")
+	faunaAddr := flag.String("fauna-addr", defaultFaunaAddr, "address of the Fauna front for Fauna's drivers (empty: off)")
 	data := flag.String("data", "", "directory of a durable log (default: in memory)")
 	flag.Parse()
-	if err := run(*addr, *data); err != nil {
+	if err := run(*addr, *faunaAddr, *data); err != nil {
 		fmt.Fprintln(os.Stderr, "spells:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, data string) error {
+func run(addr, faunaAddr, data string) error {
 	b, err := newBroker(data)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	mux, srv := handler(b)
-	hs := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	hs.Protocols = new(http.Protocols)
-	hs.Protocols.SetHTTP1(true)
-	hs.Protocols.SetUnencryptedHTTP2(true)
-	transport.ConfigureServer(hs, 0)
-
+	s, err := listen(b, addr, faunaAddr)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- hs.ListenAndServe() }()
-	base := "http://" + addr
-	fmt.Printf(`tidings spells example on %[1]s (open it in a browser)
+	fmt.Print(banner(s))
+
+	select {
+	case err = <-s.errc: // a server failed: stop the other one too
+	case <-ctx.Done():
+		slog.Info("spells: shutting down")
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s.shutdown(sctx)
+	return err
+}
+
+// banner is what the example prints on start: where it is and what to try.
+func banner(s *servers) string {
+	text := fmt.Sprintf(`tidings spells example on %[1]s (open it in a browser)
 
 Try:
   curl -N -X POST %[1]s/tidings/stream -d '{"index":"spells_by_element","terms":["fire"]}'
@@ -65,21 +79,14 @@ Try:
   curl -X POST %[1]s/tidings/write -H 'Content-Type: application/json' -d '{"writes":[{"action":"create","collection":"spells","id":"9","data":{"name":"Spark","element":"fire"}}]}'
   curl -X POST %[1]s/tidings/write -H 'Content-Type: application/json' -d '{"writes":[{"action":"update","collection":"spells","id":"9","data":{"element":"air"}}]}'
   curl '%[2]s'
-`, base, feedURL(base, b))
-
-	select {
-	case err := <-errc:
-		if !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-	case <-ctx.Done():
-		slog.Info("spells: shutting down")
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx) // every stream ends with shutting_down and its cursor
-		hs.Shutdown(sctx)
+`, s.url, feedURL(s.url, s.b))
+	if s.faunaURL != "" {
+		text += fmt.Sprintf(`
+Fauna front on %s (faunadb v4 streams, fauna v10 event sources;
+any secret): README.md, "From Fauna's drivers", streams spell 1 from it.
+`, s.faunaURL)
 	}
-	return nil
+	return text
 }
 
 // newBroker returns the broker with the spells schema and seeded spells,

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidings/tidings/txlog"
+)
+
+// nodeDir is the pinned Node project with Fauna's drivers, where the
+// README runs its snippets.
+var nodeDir = filepath.Join("..", "..", "transport", "fauna", "testdata", "node")
+
+// nodeSnippet is a script the README runs as node - <<'EOF' … EOF.
+var nodeSnippet = regexp.MustCompile(`(?s)node - <<'EOF'\n(.*?)\nEOF\n`)
+
+// The README's move of spell 1, which the snippets then print.
+const moveSpell1 = `{"writes":[{"action":"update","collection":"spells","id":"1","data":{"element":"water"}}]}`
+
+// The README's snippets for Fauna's drivers, as written there, against
+// the example's two servers as run() starts them (on ports of their own):
+// each streams spell 1 from the Fauna front, the test moves the spell
+// through the native write endpoint, as the README's curl does, and the
+// snippet prints the version the broker committed.
+func TestREADMEFaunaSnippets(t *testing.T) {
+	text, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(text)
+	if !strings.Contains(readme, "cd transport/fauna/testdata/node && npm ci --ignore-scripts") {
+		t.Fatal("the README no longer runs its Fauna snippets in transport/fauna/testdata/node")
+	}
+	if !strings.Contains(readme, "-d '"+moveSpell1+"'") {
+		t.Fatalf("the README no longer moves spell 1 with %s", moveSpell1)
+	}
+	snippets := nodeSnippet.FindAllStringSubmatch(readme, -1)
+	if len(snippets) != 2 {
+		t.Fatalf("the README has %d node snippets, want 2 (faunadb, fauna)", len(snippets))
+	}
+	_, port, _ := net.SplitHostPort(defaultFaunaAddr)
+
+	for i, driver := range []string{"faunadb", "fauna"} {
+		t.Run(driver, func(t *testing.T) {
+			needNode(t)
+			snippet := snippets[i][1]
+			if !strings.Contains(snippet, "require('"+driver+"')") || strings.Count(snippet, port) != 1 {
+				t.Fatalf("README snippet %d does not use %s on the default port %s once:\n%s", i+1, driver, port, snippet)
+			}
+			b, err := newBroker("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := listen(b, "127.0.0.1:0", "127.0.0.1:0")
+			if err != nil {
+				b.Close()
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { // after node has gone
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				s.shutdown(ctx)
+			})
+			if !strings.Contains(banner(s), s.faunaURL) {
+				t.Errorf("the banner does not show the Fauna front's %s:\n%s", s.faunaURL, banner(s))
+			}
+			_, testPort, _ := net.SplitHostPort(strings.TrimPrefix(s.faunaURL, "http://"))
+			lines := runNode(t, strings.Replace(snippet, port, testPort, 1))
+
+			first := lines.next(t)
+			if want := map[string]string{"faunadb": "start ", "fauna": "status "}[driver]; !strings.HasPrefix(first, want) {
+				t.Fatalf("the snippet printed %q first, want %s<txn>", first, want)
+			}
+			resp, err := http.Post(s.url+"/tidings/write", "application/json", strings.NewReader(moveSpell1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("moving spell 1: %s", resp.Status)
+			}
+			doc, _ := b.Get(txlog.Ref{Collection: "spells", ID: "1"})
+			var want map[string]any
+			if err := json.Unmarshal(doc.Data, &want); err != nil || want["element"] != "water" {
+				t.Fatalf("spell 1 is %s after the move (%v)", doc.Data, err)
+			}
+
+			line := lines.next(t)
+			printed, ok := strings.CutPrefix(line, "update ")
+			var got map[string]any
+			if err := json.Unmarshal([]byte(printed), &got); !ok || err != nil {
+				t.Fatalf("the snippet printed %q after the move, want update <document> (%v)", line, err)
+			}
+			if driver == "fauna" { // a v10 Document: its id, coll and ts, then its fields
+				ts, _ := got["ts"].(map[string]any)["isoString"].(string)
+				at, err := time.Parse(time.RFC3339Nano, ts)
+				if got["id"] != "1" || !reflect.DeepEqual(got["coll"], map[string]any{"name": "spells"}) ||
+					err != nil || at.UnixMicro() != int64(doc.TS) {
+					t.Errorf("the snippet printed %s, want spell 1 of spells at txn %d", printed, doc.TS)
+				}
+				delete(got, "id")
+				delete(got, "coll")
+				delete(got, "ts")
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("the snippet printed %s, want the data the broker committed, %s", printed, doc.Data)
+			}
+			t.Logf("the snippet printed:\n%s\n%s", first, line)
+
+			// Shutting down ends the snippet's stream too, at once: the
+			// native transport's Shutdown does not reach the front's.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			start := time.Now()
+			s.shutdown(ctx)
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("shutting down with the snippet's stream open took %v", took)
+			}
+			if line, ok := <-lines.c; ok {
+				t.Errorf("after the shutdown the snippet printed %q", line)
+			}
+			<-lines.done
+			if !strings.Contains(lines.stderr.String(), "shutting_down") {
+				t.Errorf("after the shutdown the snippet said %q, want the error shutting_down", lines.stderr)
+			}
+		})
+	}
+}
+
+// lines are what a node process prints, line by line.
+type lines struct {
+	c      chan string
+	ctx    context.Context
+	stderr *bytes.Buffer
+	done   chan struct{} // closed once node has exited; stderr is whole then
+}
+
+// runNode runs script on node's stdin in nodeDir, as the README does, for
+// at most 60 s; it is killed when the test ends.
+func runNode(t *testing.T, script string) *lines {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	cmd := exec.CommandContext(ctx, "node", "-")
+	cmd.Dir = nodeDir
+	cmd.Stdin = strings.NewReader(script)
+	l := &lines{c: make(chan string, 16), ctx: ctx, stderr: new(bytes.Buffer), done: make(chan struct{})}
+	cmd.Stderr = l.stderr
+	cmd.WaitDelay = 5 * time.Second
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			l.c <- sc.Text()
+		}
+		close(l.c)
+		cmd.Wait()
+		close(l.done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		for range l.c {
+		}
+		<-l.done
+	})
+	return l
+}
+
+// next returns the next line node prints, failing the test if node exits
+// or the 60 s pass first.
+func (l *lines) next(t *testing.T) string {
+	t.Helper()
+	select {
+	case line, ok := <-l.c:
+		if ok {
+			return line
+		}
+		<-l.done
+		t.Fatalf("node exited; its stderr:\n%s", l.stderr)
+	case <-l.ctx.Done():
+		t.Fatal("node printed nothing more within 60 s")
+	}
+	return ""
+}
+
+// needNode skips without node or the drivers' node_modules, except in CI
+// (CI set), where .ci/run installs both and their absence is a failure.
+// (As transport/fauna's tests do.)
+func needNode(t *testing.T) {
+	t.Helper()
+	missing := ""
+	if _, err := exec.LookPath("node"); err != nil {
+		missing = "node is not installed"
+	} else if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "faunadb", "package.json")); err != nil {
+		missing = "the faunadb driver is not installed: run npm ci in transport/fauna/testdata/node"
+	} else if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "fauna", "package.json")); err != nil {
+		missing = "the fauna driver is not installed: run npm ci in transport/fauna/testdata/node"
+	}
+	if missing == "" {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal(missing)
+	}
+	t.Skip(missing)
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/tidings/tidings/broker"
+	"github.com/tidings/tidings/transport"
+	"github.com/tidings/tidings/transport/fauna"
+)
+
+// servers are the example's two HTTP servers on one broker: the page and
+// the native transport, and the Fauna front on a port of its own (the
+// drivers post to absolute paths, so it owns the root of its origin).
+type servers struct {
+	b        *broker.Broker
+	srv      *transport.Server
+	http     []*http.Server
+	errc     chan error // what a server's Serve returned
+	url      string     // the page's and the native transport's origin
+	faunaURL string     // the Fauna front's origin; empty when it is off
+}
+
+// listen serves b on addr and, unless faunaAddr is empty, the Fauna front
+// on faunaAddr. Either address may have port 0: the URLs have the port
+// listened on.
+func listen(b *broker.Broker, addr, faunaAddr string) (*servers, error) {
+	mux, srv := handler(b)
+	s := &servers{b: b, srv: srv, errc: make(chan error, 2)}
+	var err error
+	if s.url, err = s.serve(addr, mux); err != nil {
+		return nil, err
+	}
+	if faunaAddr != "" {
+		// The front shares srv's broker, limits and Authorize hook; the
+		// example has none, so any secret the drivers send will do.
+		if s.faunaURL, err = s.serve(faunaAddr, &fauna.Handler{Server: srv}); err != nil {
+			s.http[0].Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// serve listens on addr and serves h there over HTTP/1.1 and unencrypted
+// HTTP/2 (the Go client and Fauna's Node drivers speak h2c on http://),
+// with the per-connection stream limit; it returns the server's URL.
+func (s *servers) serve(addr string, h http.Handler) (string, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	hs.Protocols = new(http.Protocols)
+	hs.Protocols.SetHTTP1(true)
+	hs.Protocols.SetUnencryptedHTTP2(true)
+	transport.ConfigureServer(hs, 0)
+	s.http = append(s.http, hs)
+	go func() { s.errc <- hs.Serve(l) }()
+	host, _, _ := net.SplitHostPort(addr)
+	if host == "" {
+		host = "localhost"
+	}
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return "http://" + net.JoinHostPort(host, port), nil
+}
+
+// shutdown ends the native streams, each with shutting_down and its
+// cursor; then closes the broker, which ends the Fauna front's streams
+// the same way (transport.Server.Shutdown does not reach them); then the
+// servers, whose connections are left with nothing that never ends.
+func (s *servers) shutdown(ctx context.Context) {
+	s.srv.Shutdown(ctx)
+	s.b.Close()
+	for _, hs := range s.http {
+		hs.Shutdown(ctx)
+	}
+}
