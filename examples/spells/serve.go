@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/tidings/tidings/broker"
@@ -17,6 +18,7 @@ import (
 type servers struct {
 	b        *broker.Broker
 	srv      *transport.Server
+	fauna    *fauna.Handler
 	http     []*http.Server
 	errc     chan error // what a server's Serve returned
 	url      string     // the page's and the native transport's origin
@@ -36,7 +38,8 @@ func listen(b *broker.Broker, addr, faunaAddr string) (*servers, error) {
 	if faunaAddr != "" {
 		// The front shares srv's broker, limits and Authorize hook; the
 		// example has none, so any secret the drivers send will do.
-		if s.faunaURL, err = s.serve(faunaAddr, &fauna.Handler{Server: srv}); err != nil {
+		s.fauna = &fauna.Handler{Server: srv}
+		if s.faunaURL, err = s.serve(faunaAddr, s.fauna); err != nil {
 			s.http[0].Close()
 			return nil, err
 		}
@@ -67,12 +70,17 @@ func (s *servers) serve(addr string, h http.Handler) (string, error) {
 	return "http://" + net.JoinHostPort(host, port), nil
 }
 
-// shutdown ends the native streams, each with shutting_down and its
-// cursor; then closes the broker, which ends the Fauna front's streams
-// the same way (transport.Server.Shutdown does not reach them); then the
-// servers, whose connections are left with nothing that never ends.
+// shutdown ends the streams of both fronts, each with shutting_down
+// (the native ones with their cursor; v10 Fauna streams end cleanly and
+// their drivers reconnect), then closes the broker, then the servers,
+// whose connections are left with nothing that never ends.
 func (s *servers) shutdown(ctx context.Context) {
-	s.srv.Shutdown(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { s.srv.Shutdown(ctx) })
+	if s.fauna != nil {
+		wg.Go(func() { s.fauna.Shutdown(ctx) })
+	}
+	wg.Wait()
 	s.b.Close()
 	for _, hs := range s.http {
 		hs.Shutdown(ctx)

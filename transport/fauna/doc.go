@@ -61,8 +61,11 @@
 // During a stream Authorize is asked again every Heartbeat; a refusal ends
 // the stream with an error event (permission denied, or unauthorized for
 // transport.ErrUnauthorized). The streams of this front are not the
-// transport.Server's: its Shutdown and MaxLifetime do not reach them.
-// Closing the broker ends them, each with an error event shutting_down.
+// transport.Server's: Handler.Shutdown ends them (v4 with an error event
+// shutting_down, v10 cleanly, so that the driver reconnects with its
+// cursor), and no MaxLifetime applies, since the drivers do not resume
+// (v4) or give up after a few reconnections (v10). Closing the broker
+// ends them too, each with an error event shutting_down.
 //
 // # Events
 //

@@ -1,6 +1,7 @@
 package fauna
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,6 +44,9 @@ type Handler struct {
 
 	keyOnce sync.Once
 	signKey []byte
+
+	mu   sync.Mutex
+	live streams // for Shutdown
 
 	lines   wire.FaunaLines // the Fauna lines of recent writes, shared by their subscribers
 	lines10 wire.FaunaLines // the same for v10 event sources
@@ -250,7 +254,13 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	sub, err := s.Broker.Subscribe(r.Context(), target, subscription.Options{
+	ctx, done, ok := h.track(r.Context())
+	if !ok {
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "The server is shutting down.")
+		return
+	}
+	defer done()
+	sub, err := s.Broker.Subscribe(ctx, target, subscription.Options{
 		Fields:    fields,
 		Heartbeat: orDefault(s.Heartbeat, transport.DefaultHeartbeat),
 	})
@@ -323,6 +333,15 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 		}
 		if e.Type == subscription.TypeError {
 			return
+		}
+	}
+	if errors.Is(context.Cause(ctx), errShutdown) {
+		// The v4 drivers never resume: say why the stream ends.
+		buf, _ = wire.AppendFaunaV4(buf[:0], wire.AppendError(nil, s.Broker.Head(), "shutting_down", "The server is shutting down.", ""), "")
+		buf = append(buf, '\r', '\n')
+		rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if _, err := w.Write(buf); err == nil {
+			rc.Flush()
 		}
 	}
 }

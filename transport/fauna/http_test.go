@@ -241,3 +241,60 @@ func TestSlowBody(t *testing.T) {
 		t.Fatalf("status %d, want 408", resp.StatusCode)
 	}
 }
+
+// TestShutdown: Shutdown ends a v4 stream with an error event
+// shutting_down and a v10 stream cleanly (its driver reconnects), refuses
+// new streams with 503, and returns once their handlers have.
+func TestShutdown(t *testing.T) {
+	b, err := broker.New(broker.Options{Schema: index.Schema{Collections: []string{"spells"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &fauna.Handler{Server: &transport.Server{Broker: b, ShutdownWindow: 10 * time.Millisecond}}
+	ts := httptest.NewServer(h)
+	t.Cleanup(func() { b.Close(); ts.Close() })
+	tok, err := h.Token(subscription.Collection("spells"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v4 := post(t, ts.URL+"/stream", `{"documents":{"collection":"spells"}}`, "")
+	defer v4.Body.Close()
+	v10 := post(t, ts.URL+"/stream/1", `{"token":"`+tok+`"}`, "")
+	defer v10.Body.Close()
+	r4, r10 := bufio.NewReader(v4.Body), bufio.NewReader(v10.Body)
+	for _, r := range []*bufio.Reader{r4, r10} {
+		if l, err := r.ReadString('\n'); err != nil || !strings.Contains(l, `"start"`) && !strings.Contains(l, `"status"`) {
+			t.Fatalf("first line %q, %v", l, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l, err := r4.ReadString('\n')
+	var e struct {
+		Type  string
+		Event struct{ Code string }
+	}
+	if err != nil || json.Unmarshal([]byte(l), &e) != nil || e.Type != "error" || e.Event.Code != "shutting_down" {
+		t.Fatalf("v4 after Shutdown: %q, %v", l, err)
+	}
+	if l, err := r10.ReadString('\n'); err != io.EOF || l != "" {
+		t.Fatalf("v10 after Shutdown: %q, %v; want a clean end", l, err)
+	}
+	for _, c := range []struct{ path, body, code string }{
+		{"/stream", `{"documents":{"collection":"spells"}}`, `"unavailable"`},
+		{"/stream/1", `{"token":"` + tok + `"}`, `"unavailable"`},
+	} {
+		resp := post(t, ts.URL+c.path, c.body, "")
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), c.code) {
+			t.Errorf("%s after Shutdown: %d %s", c.path, resp.StatusCode, body)
+		}
+	}
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatalf("a second Shutdown: %v", err)
+	}
+}

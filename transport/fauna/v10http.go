@@ -155,7 +155,15 @@ func (h *Handler) streamV10(w http.ResponseWriter, r *http.Request) {
 	opt := v10Options(target)
 	opt.Cursor = start.cursor
 	opt.Heartbeat = orDefault(s.Heartbeat, transport.DefaultHeartbeat)
-	sub, err := s.Broker.Subscribe(r.Context(), target, opt)
+	// At Shutdown the stream ends cleanly: the driver reconnects with its
+	// cursor.
+	ctx, done, ok := h.track(r.Context())
+	if !ok {
+		writeV10Error(w, http.StatusServiceUnavailable, "unavailable", "The server is shutting down.")
+		return
+	}
+	defer done()
+	sub, err := s.Broker.Subscribe(ctx, target, opt)
 	if err != nil {
 		writeV10Err(w, err)
 		return
