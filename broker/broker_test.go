@@ -377,3 +377,42 @@ func TestBatches(t *testing.T) {
 		}
 	}
 }
+
+// A set update with fields including diff carries what changed, removed
+// fields null, alike live and read from the log; adds and removes carry
+// none.
+func TestSetUpdateDiff(t *testing.T) {
+	b := spellsBroker(t)
+	opt := subscription.Options{Updates: true, Data: true, Fields: subscription.DefaultFields | subscription.FieldDiff}
+	s := mustSubscribe(t, b, subscription.Collection("spells"), opt)
+	start := mustCommit(t, b, func(tx *Tx) error { return tx.Create(spell("a"), []byte(`{"element":"fire","cost":3}`)) })
+	mustCommit(t, b, func(tx *Tx) error { return tx.Replace(spell("a"), []byte(`{"element":"water"}`)) })
+	live := take(t, s, 3)[1:]
+	var ev struct {
+		Event struct {
+			Action string
+			Diff   *struct{ Data map[string]any }
+		}
+	}
+	json.Unmarshal(live[0].JSON, &ev)
+	if ev.Event.Action != "add" || ev.Event.Diff != nil {
+		t.Fatalf("add: %s", live[0].JSON)
+	}
+	json.Unmarshal(live[1].JSON, &ev)
+	if d := ev.Event.Diff; ev.Event.Action != "update" || d == nil || len(d.Data) != 2 || d.Data["element"] != "water" ||
+		d.Data["cost"] != nil || !hasKey(d.Data, "cost") {
+		t.Fatalf("update: %s", live[1].JSON)
+	}
+	opt.Cursor = txlog.Cursor{Log: b.LogID(), Pos: txlog.AfterTxn(start - 1)}.String()
+	page, err := b.ReadPage(t.Context(), subscription.Collection("spells"), opt, 10, false)
+	if err != nil || len(page.Events) != 2 {
+		t.Fatalf("page: %+v, %v", page, err)
+	}
+	for i := range live {
+		if string(page.Events[i].JSON) != string(live[i].JSON) {
+			t.Fatalf("read from the log: %s, live: %s", page.Events[i].JSON, live[i].JSON)
+		}
+	}
+}
+
+func hasKey(m map[string]any, k string) bool { _, ok := m[k]; return ok }

@@ -151,6 +151,9 @@ func (we *writeEvents) setEvent(s *spec, seq uint32, action string, data []byte,
 	text := c.String()
 	ch := wire.SetChange{Action: action, Ref: we.w.Ref, Txn: we.txn, Cursor: text,
 		Data: data, Terms: terms, Values: values}
+	if action == "update" && s.fields&subscription.FieldDiff != 0 {
+		ch.Diff = we.dataDiff()
+	}
 	return &subscription.Event{Type: subscription.TypeSet, Txn: we.txn, Cursor: c, CursorText: text, Action: action,
 		JSON: wire.AppendSet(nil, &ch, s.fields, s.data)}
 }

@@ -15,7 +15,7 @@ const (
 	FieldAction   Fields = 1 << iota // the action: create, update, delete, add, remove
 	FieldDocument                    // the document (ref, ts, and data in version events)
 	FieldPrev                        // version events: the document before the write
-	FieldDiff                        // version events: what changed between prev and document
+	FieldDiff                        // version events and set updates: what changed between prev and document
 	FieldIndex                       // set events: the entry's terms and values
 
 	// DefaultFields is Fauna's default: action and document.

@@ -71,6 +71,9 @@ type SetChange struct {
 	Data   []byte // the document's data, for subscription.Options.Data
 	Terms  canonical.Tuple
 	Values canonical.Tuple
+	// Diff is DiffData(before, after) of an update, sent with
+	// subscription.FieldDiff; nil for an add or a remove.
+	Diff []byte
 }
 
 // AppendSet appends a set event:
@@ -78,7 +81,8 @@ type SetChange struct {
 //	{"type":"set","txn":T,"cursor":"…","event":{"action":"add",
 //	 "document":{"ref":…,"ts":T},"index":{"terms":[…],"values":[…]}}}
 //
-// document carries data when withData is set and the change has data.
+// document carries data when withData is set and the change has data; an
+// update carries "diff":{"ref","ts","data"} too with subscription.FieldDiff.
 func AppendSet(dst []byte, c *SetChange, f subscription.Fields, withData bool) []byte {
 	dst = appendHead(dst, subscription.TypeSet, c.Txn, c.Cursor)
 	dst = append(dst, `,"event":{`...)
@@ -88,6 +92,10 @@ func AppendSet(dst []byte, c *SetChange, f subscription.Fields, withData bool) [
 		dst = jsondoc.AppendString(dst, c.Action)
 	}
 	dst = appendMember(dst, n, f, c.Ref, c.Txn, c.Data, withData, c.Terms, c.Values)
+	if f&subscription.FieldDiff != 0 && c.Diff != nil {
+		dst = appendField(dst, n, "diff")
+		dst = appendDoc(dst, c.Ref, c.Txn, c.Diff)
+	}
 	return append(dst, "}}"...)
 }
 
