@@ -691,6 +691,11 @@ func (x *xSub) writeEvents(logID txlog.ID, txn txlog.Txn, op int, w *mWrite) []x
 		if f&subscription.FieldIndex != 0 {
 			ev["index"] = indexJSON(e)
 		}
+		if f&subscription.FieldDiff != 0 && action == "update" {
+			d := docJSON(w.ref, txn, nil)
+			d["data"] = modelDiff(w.before, w.after)
+			ev["diff"] = d
+		}
 		out = append(out, xEvent{typ: subscription.TypeSet, txn: txn, cursor: c, action: action,
 			json: map[string]any{"type": "set", "txn": num(txn), "cursor": c.String(), "event": ev}})
 	}
