@@ -97,7 +97,8 @@ func parseRefMap(m map[string]json.RawMessage) (txlog.Ref, error) {
 			} `json:"collection"`
 		}
 		if err := json.Unmarshal(m["@ref"], &r); err != nil || r.Collection == nil || r.Collection.Ref.Collection == nil ||
-			r.Collection.Ref.Collection.Ref.ID != "collections" || r.Collection.Ref.Collection.Ref.Collection != nil {
+			r.Collection.Ref.Collection.Ref.ID != "collections" || r.Collection.Ref.Collection.Ref.Collection != nil ||
+			r.ID == "" || r.Collection.Ref.ID == "" {
 			return txlog.Ref{}, fmt.Errorf("only refs of documents in a collection are supported, got %s", compact(m["@ref"]))
 		}
 		return txlog.Ref{Collection: r.Collection.Ref.ID, ID: r.ID}, nil

@@ -81,7 +81,9 @@ func (h *Handler) Token(target subscription.Target) (string, error) {
 // parseToken checks a token's signature and returns its target and the
 // cursor of its minting.
 func (h *Handler) parseToken(tok string) (subscription.Target, string, error) {
-	enc := base64.RawURLEncoding
+	// Strict: one spelling per token (the unused bits of a last
+	// character must be zero).
+	enc := base64.RawURLEncoding.Strict()
 	body, sig, ok := strings.Cut(tok, ".")
 	if !ok {
 		return subscription.Target{}, "", errBadToken
