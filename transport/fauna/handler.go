@@ -17,6 +17,7 @@ import (
 	"github.com/tidings/tidings/internal/connlimit"
 	"github.com/tidings/tidings/internal/cors"
 	"github.com/tidings/tidings/internal/jsondoc"
+	"github.com/tidings/tidings/internal/streamset"
 	"github.com/tidings/tidings/internal/wire"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/transport"
@@ -45,8 +46,7 @@ type Handler struct {
 	keyOnce sync.Once
 	signKey []byte
 
-	mu   sync.Mutex
-	live streams // for Shutdown
+	live streamset.Set // the open streams, for Shutdown
 
 	lines   wire.FaunaLines // the Fauna lines of recent writes, shared by their subscribers
 	lines10 wire.FaunaLines // the same for v10 event sources
@@ -254,7 +254,7 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	ctx, done, ok := h.track(r.Context())
+	ctx, done, ok := h.live.Track(r.Context())
 	if !ok {
 		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "The server is shutting down.")
 		return

@@ -157,7 +157,7 @@ func (h *Handler) streamV10(w http.ResponseWriter, r *http.Request) {
 	opt.Heartbeat = orDefault(s.Heartbeat, transport.DefaultHeartbeat)
 	// At Shutdown the stream ends cleanly: the driver reconnects with its
 	// cursor.
-	ctx, done, ok := h.track(r.Context())
+	ctx, done, ok := h.live.Track(r.Context())
 	if !ok {
 		writeV10Error(w, http.StatusServiceUnavailable, "unavailable", "The server is shutting down.")
 		return
