@@ -426,9 +426,9 @@ func TestClientWhere(t *testing.T) {
 				for _, w := range []struct{ op, id, data string }{
 					{"create", "3", `{"name":"Blaze","element":"fire"}`},
 					{"create", "4", `{"name":"Gust","element":"air"}`},
-					{"replace", "2", `{"name":"Tide","element":"fire"}`},   // moves in
+					{"replace", "2", `{"name":"Tide","element":"fire"}`},      // moves in
 					{"replace", "1", `{"name":"Fire Beak","element":"fire"}`}, // cost removed
-					{"replace", "3", `{"name":"Blaze","element":"earth"}`},  // moves out
+					{"replace", "3", `{"name":"Blaze","element":"earth"}`},    // moves out
 					{"delete", "2", ""},
 					{"replace", "4", `{"name":"Gust","element":"air","cost":1}`}, // outside
 				} {

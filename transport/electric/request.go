@@ -12,8 +12,8 @@ import (
 
 // shapeRequest is a GET /v1/shape request, read and checked.
 type shapeRequest struct {
-	table       string
-	target      subscription.Target // what the shape follows, as Authorize sees it
+	table  string
+	target subscription.Target // what the shape follows, as Authorize sees it
 	// read is the target read: target, but for one document its
 	// collection, with only set, since the broker follows no document
 	// that does not exist yet, and a shape of one starts empty.
