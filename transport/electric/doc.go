@@ -22,7 +22,7 @@
 //     for nested fields): that index matched on those values;
 //   - id = 'x' alone: one document.
 //
-// Literals are 'strings' (” inside), numbers, TRUE and FALSE, and $n,
+// Literals are 'strings' (a quote doubled inside), numbers, TRUE and FALSE, and $n,
 // the value of params[n], as a string ('3' does not match the number 3).
 // Anything else (OR, IN, LIKE, <, NULL, fields that are no index's terms)
 // is a 400 {"message","errors":{"where":[why]}}. columns projects the
