@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -22,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tidings/tidings/broker"
+	"github.com/tidings/tidings/internal/nodetest"
 	"github.com/tidings/tidings/index"
 	"github.com/tidings/tidings/transport"
 	"github.com/tidings/tidings/txlog"
@@ -30,23 +30,10 @@ import (
 // nodeDir holds the pinned Node project with @electric-sql/client.
 const nodeDir = "testdata/node"
 
-// needNode skips without node or the client's node_modules, except in CI
-// (CI set), where .ci/run installs both and their absence is a failure.
+// needNode skips without node or the pinned packages (see nodetest.Need).
 func needNode(t *testing.T) {
 	t.Helper()
-	missing := ""
-	if _, err := exec.LookPath("node"); err != nil {
-		missing = "node is not installed"
-	} else if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "@electric-sql", "client", "package.json")); err != nil {
-		missing = "the Electric client is not installed: run npm ci in transport/electric/testdata/node"
-	}
-	if missing == "" {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal(missing)
-	}
-	t.Skip(missing)
+	nodetest.Need(t, nodeDir, "@electric-sql/client")
 }
 
 // spellsSchema is the schema of the client tests: spells, and an index on

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tidings/tidings/broker"
+	"github.com/tidings/tidings/internal/nodetest"
 	"github.com/tidings/tidings/index"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/transport"
@@ -195,25 +196,10 @@ func forEachMode(t *testing.T, test func(t *testing.T, s *testServer)) {
 // nodeDir holds the pinned Node project with the faunadb driver.
 const nodeDir = "testdata/node"
 
-// needNode skips without node or the driver's node_modules, except in CI
-// (CI set), where .ci/run installs both and their absence is a failure.
+// needNode skips without node or the pinned packages (see nodetest.Need).
 func needNode(t *testing.T) {
 	t.Helper()
-	missing := ""
-	if _, err := exec.LookPath("node"); err != nil {
-		missing = "node is not installed"
-	} else if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "faunadb", "package.json")); err != nil {
-		missing = "the faunadb driver is not installed: run npm ci in transport/fauna/testdata/node"
-	} else if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "fauna", "package.json")); err != nil {
-		missing = "the fauna driver is not installed: run npm ci in transport/fauna/testdata/node"
-	}
-	if missing == "" {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal(missing)
-	}
-	t.Skip(missing)
+	nodetest.Need(t, nodeDir, "faunadb", "fauna")
 }
 
 // line is one thing the driver saw, as driver.js prints it.
