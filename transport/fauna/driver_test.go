@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/tidings/tidings/broker"
-	"github.com/tidings/tidings/internal/nodetest"
 	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/internal/nodetest"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/transport"
 	"github.com/tidings/tidings/transport/fauna"
