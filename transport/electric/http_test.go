@@ -223,3 +223,21 @@ func TestShutdown(t *testing.T) {
 		t.Fatalf("a live request after Shutdown: %d", resp.StatusCode)
 	}
 }
+
+// TestLiveCursor: the cursor is the end of the current 20 s bucket, the
+// same for every request in it; when a request already has it, the next
+// differs, the same way for every such request.
+func TestLiveCursor(t *testing.T) {
+	at := cursorEpoch.Add(1000*time.Second + 3*time.Second)
+	c := liveCursor(at, "")
+	if c != "1020" || liveCursor(at.Add(16*time.Second), "x") != c {
+		t.Fatalf("bucket: %s", c)
+	}
+	if liveCursor(at.Add(18*time.Second), "") != "1040" {
+		t.Fatalf("next bucket: %s", liveCursor(at.Add(18*time.Second), ""))
+	}
+	again := liveCursor(at, c)
+	if again == c || again != liveCursor(at, c) {
+		t.Fatalf("a request at %s got %s, then %s", c, again, liveCursor(at, c))
+	}
+}
