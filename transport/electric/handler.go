@@ -195,7 +195,7 @@ func (h *Handler) cacheControl(hd http.Header, v string) {
 // initial answers offset=-1: the shape's rows at one txn, S, and the
 // handle for them. Concurrent identical requests share one snapshot.
 func (h *Handler) initial(w http.ResponseWriter, r *http.Request, req *shapeRequest) {
-	res, ok := h.flights.do(r.Context(), "s\x00"+req.def, func(ctx context.Context) *result { return h.snapshot(ctx, req) })
+	res, ok := h.flights.do(r.Context(), nil, "s\x00"+req.def, func(ctx context.Context) *result { return h.snapshot(ctx, req) })
 	if !ok {
 		return
 	}
@@ -232,7 +232,7 @@ func (h *Handler) now(w http.ResponseWriter, r *http.Request, req *shapeRequest)
 // at once.
 func (h *Handler) catchUp(w http.ResponseWriter, r *http.Request, req *shapeRequest) {
 	from := req.offset.txn
-	res, ok := h.flights.do(r.Context(), "c\x00"+req.def+"\x00"+req.offset.String(), func(ctx context.Context) *result {
+	res, ok := h.flights.do(r.Context(), nil, "c\x00"+req.def+"\x00"+req.offset.String(), func(ctx context.Context) *result {
 		return h.read(ctx, req, from, false)
 	})
 	if !ok {
@@ -258,7 +258,7 @@ func (h *Handler) longPoll(w http.ResponseWriter, r *http.Request, req *shapeReq
 		return
 	}
 	defer done()
-	res, ok := h.flights.do(ctx, liveKey(req, req.offset.txn), h.holdRead(req, req.offset.txn))
+	res, ok := h.flights.do(ctx, nil, liveKey(req, req.offset.txn), h.holdRead(req, req.offset.txn))
 	if !ok {
 		if errors.Is(context.Cause(ctx), errShutdown) {
 			w.Header().Set("Retry-After", "1")

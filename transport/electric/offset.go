@@ -55,17 +55,21 @@ func parseOffset(s string) (offset, error) {
 	case "":
 		return offset{}, &paramError{"offset", "missing: -1 for a snapshot, now, or the last electric-offset"}
 	}
-	malformed := &paramError{"offset", fmt.Sprintf("%q is not an offset: -1, now or <txn>_0", clipText(s))}
+	// The message is made only for a malformed offset: this runs on
+	// every request.
+	malformed := func() error {
+		return &paramError{"offset", fmt.Sprintf("%q is not an offset: -1, now or <txn>_0", clipText(s))}
+	}
 	if len(s) > maxOffsetLen {
-		return offset{}, malformed
+		return offset{}, malformed()
 	}
 	a, b, ok := strings.Cut(s, "_")
 	if !ok {
-		return offset{}, malformed
+		return offset{}, malformed()
 	}
 	t, ok := parseDecimalTxn(a)
 	if !ok {
-		return offset{}, malformed
+		return offset{}, malformed()
 	}
 	if b == "0" {
 		return offset{kind: offsetAt, txn: t}, nil
@@ -73,7 +77,7 @@ func parseOffset(s string) (offset, error) {
 	if _, ok := parseDecimalTxn(b); ok || b == "inf" {
 		return offset{}, errForeignOffset
 	}
-	return offset{}, malformed
+	return offset{}, malformed()
 }
 
 // String writes the offset as parseOffset reads it: "-1", "now", "<T>_0".

@@ -97,8 +97,10 @@ type flight struct {
 }
 
 // do returns the result of the read of key, joining the one under way or
-// starting fn; ok is false when ctx ended first.
-func (g *flights) do(ctx context.Context, key string, fn func(context.Context) *result) (*result, bool) {
+// starting fn; ok is false when ctx ended, or wake fired, first. (wake
+// lets an SSE stream wait with one timer for its life, where a context
+// with a deadline per wait would cost allocations every time.)
+func (g *flights) do(ctx context.Context, wake <-chan time.Time, key string, fn func(context.Context) *result) (*result, bool) {
 	g.mu.Lock()
 	if g.m == nil {
 		g.m = map[string]*flight{}
@@ -131,6 +133,9 @@ func (g *flights) do(ctx context.Context, key string, fn func(context.Context) *
 		g.leave(key, f)
 		return f.res, true
 	case <-ctx.Done():
+		g.leave(key, f)
+		return nil, false
+	case <-wake:
 		g.leave(key, f)
 		return nil, false
 	}

@@ -71,7 +71,7 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request, req *shapeReq
 	pos := req.offset.txn
 	// First what is there already, which also checks that the log still
 	// holds the offset: a 409 must come before the stream.
-	first, ok := h.flights.do(r.Context(), "c\x00"+req.def+"\x00"+req.offset.String(), func(ctx context.Context) *result {
+	first, ok := h.flights.do(r.Context(), nil, "c\x00"+req.def+"\x00"+req.offset.String(), func(ctx context.Context) *result {
 		return h.read(ctx, req, pos, false)
 	})
 	if !ok {
@@ -132,18 +132,24 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request, req *shapeReq
 	lifetime := orDefault(h.SSELifetime, DefaultSSELifetime)
 	end := time.Now().Add(lifetime - time.Duration(rand.Int64N(int64(lifetime/10)+1)))
 	keepAlive := orDefault(h.KeepAlive, DefaultKeepAlive)
+	// One timer for the stream's waits, and the read's key and func made
+	// again only when the position moves: a thousand streams waiting on
+	// one read should cost little more than the read.
+	timer := time.NewTimer(keepAlive)
+	defer timer.Stop()
+	var key string
+	var read func(context.Context) *result
+	keyPos := pos + 1
 	for {
 		now := time.Now()
 		if !now.Before(end) {
 			return
 		}
-		wake := now.Add(keepAlive)
-		if end.Before(wake) {
-			wake = end
+		timer.Reset(min(keepAlive, end.Sub(now)))
+		if keyPos != pos {
+			keyPos, key, read = pos, liveKey(req, pos), h.holdRead(req, pos)
 		}
-		wctx, cancel := context.WithDeadline(ctx, wake)
-		res, ok := h.flights.do(wctx, liveKey(req, pos), h.holdRead(req, pos))
-		cancel()
+		res, ok := h.flights.do(ctx, timer.C, key, read)
 		if ctx.Err() != nil {
 			return
 		}
@@ -152,8 +158,9 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request, req *shapeReq
 				return
 			}
 			// Idle for KeepAlive: say so, and bring the position on.
-			res, ok = h.flights.do(ctx, "c\x00"+req.def+"\x00"+offset{offsetAt, pos}.String(), func(ctx context.Context) *result {
-				return h.read(ctx, req, pos, false)
+			from := pos
+			res, ok = h.flights.do(ctx, nil, "c\x00"+req.def+"\x00"+offset{offsetAt, from}.String(), func(ctx context.Context) *result {
+				return h.read(ctx, req, from, false)
 			})
 			if !ok || res.err != nil || !write([]byte(": keep-alive\n\n")) || !send(res) {
 				return
