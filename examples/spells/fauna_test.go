@@ -64,7 +64,7 @@ func TestREADMEFaunaSnippets(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s, err := listen(b, "127.0.0.1:0", "127.0.0.1:0")
+			s, err := listen(b, "127.0.0.1:0", "127.0.0.1:0", nil)
 			if err != nil {
 				b.Close()
 				t.Fatal(err)
@@ -78,7 +78,7 @@ func TestREADMEFaunaSnippets(t *testing.T) {
 				t.Errorf("the banner does not show the Fauna front's %s:\n%s", s.faunaURL, banner(s))
 			}
 			_, testPort, _ := net.SplitHostPort(strings.TrimPrefix(s.faunaURL, "http://"))
-			lines := runNode(t, strings.Replace(snippet, port, testPort, 1))
+			lines := runNode(t, nodeDir, strings.Replace(snippet, port, testPort, 1))
 
 			first := lines.next(t)
 			if want := map[string]string{"faunadb": "start ", "fauna": "status "}[driver]; !strings.HasPrefix(first, want) {
@@ -151,12 +151,12 @@ type lines struct {
 	done   chan struct{} // closed once node has exited; stderr is whole then
 }
 
-// runNode runs script on node's stdin in nodeDir, as the README does, for
-// at most 60 s; it is killed when the test ends.
-func runNode(t *testing.T, script string) *lines {
+// runNode runs script on node's stdin in dir, with flags, as the README
+// does, for at most 60 s; it is killed when the test ends.
+func runNode(t *testing.T, dir, script string, flags ...string) *lines {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	cmd := exec.CommandContext(ctx, "node", "-")
-	cmd.Dir = nodeDir
+	cmd := exec.CommandContext(ctx, "node", append(flags, "-")...)
+	cmd.Dir = dir
 	cmd.Stdin = strings.NewReader(script)
 	l := &lines{c: make(chan string, 16), ctx: ctx, stderr: new(bytes.Buffer), done: make(chan struct{})}
 	cmd.Stderr = l.stderr

@@ -15,7 +15,7 @@ func TestPrintedFeedURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	mux, _ := handler(b)
+	mux, _, _ := handler(b, nil)
 	ts := httptest.NewServer(mux)
 	defer ts.Close()
 	resp, err := http.Get(feedURL(ts.URL, b))

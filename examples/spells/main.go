@@ -2,10 +2,15 @@
 // broker (or, with -data, on a durable file log): the spells collection,
 // the spells_by_element index, a few seeded spells, the stream, SSE, feed
 // and write endpoints under /tidings/, and a page at / that shows the
-// fire, water, earth and air sets live; and, on a second port, the same
-// broker to Fauna's drivers (package transport/fauna).
+// fire, water, earth and air sets live; Electric's shape endpoint at
+// /electric/v1/shape (package transport/electric), and a page at
+// /electric.html that shows the fire set live through ElectricSQL's own
+// client, served from here; and, on a second port, the same broker to
+// Fauna's drivers (package transport/fauna).
 //
 //	go run ./examples/spells
+//
+// Pages on other origins are refused unless -allow-origin names them.
 package main
 
 import (
@@ -23,11 +28,21 @@ import (
 	"github.com/tidings/tidings/broker"
 	"github.com/tidings/tidings/index"
 	"github.com/tidings/tidings/transport"
+	"github.com/tidings/tidings/transport/electric"
 	"github.com/tidings/tidings/txlog"
 )
 
 //go:embed page.html
 var page []byte
+
+// electricPage shows the fire set through ElectricSQL's client, whose ES
+// module electricClient is (electric/README.md says where it comes from).
+var (
+	//go:embed electric.html
+	electricPage []byte
+	//go:embed electric/index.browser.mjs
+	electricClient []byte
+)
 
 // defaultFaunaAddr is where the Fauna front listens unless -fauna-addr
 // says otherwise: plain HTTP (h2c), so not 8443, which reads as TLS.
@@ -37,20 +52,25 @@ func main() {
 	addr := flag.String("addr", "localhost:8080", "address to listen on")
 	faunaAddr := flag.String("fauna-addr", defaultFaunaAddr, "address of the Fauna front for Fauna's drivers (empty: off)")
 	data := flag.String("data", "", "directory of a durable log (default: in memory)")
+	var origins []string
+	flag.Func("allow-origin", "an origin (scheme://host:port) whose pages may read and write this server (CORS); repeat for more, * for any (default: none)", func(o string) error {
+		origins = append(origins, o)
+		return nil
+	})
 	flag.Parse()
-	if err := run(*addr, *faunaAddr, *data); err != nil {
+	if err := run(*addr, *faunaAddr, *data, origins); err != nil {
 		fmt.Fprintln(os.Stderr, "spells:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, faunaAddr, data string) error {
+func run(addr, faunaAddr, data string, allowOrigins []string) error {
 	b, err := newBroker(data)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	s, err := listen(b, addr, faunaAddr)
+	s, err := listen(b, addr, faunaAddr, allowOrigins)
 	if err != nil {
 		return err
 	}
@@ -71,7 +91,8 @@ func run(addr, faunaAddr, data string) error {
 
 // banner is what the example prints on start: where it is and what to try.
 func banner(s *servers) string {
-	text := fmt.Sprintf(`tidings spells example on %[1]s (open it in a browser)
+	text := fmt.Sprintf(`tidings spells example on %[1]s (open it in a browser;
+%[1]s/electric.html shows the fire set through ElectricSQL's client)
 
 Try:
   curl -N -X POST %[1]s/tidings/stream -d '{"index":"spells_by_element","terms":["fire"]}'
@@ -79,7 +100,8 @@ Try:
   curl -X POST %[1]s/tidings/write -H 'Content-Type: application/json' -d '{"writes":[{"action":"create","collection":"spells","id":"9","data":{"name":"Spark","element":"fire"}}]}'
   curl -X POST %[1]s/tidings/write -H 'Content-Type: application/json' -d '{"writes":[{"action":"update","collection":"spells","id":"9","data":{"element":"air"}}]}'
   curl '%[2]s'
-`, s.url, feedURL(s.url, s.b))
+  curl '%[3]s'
+`, s.url, feedURL(s.url, s.b), shapeURL(s.url))
 	if s.faunaURL != "" {
 		text += fmt.Sprintf(`
 Fauna front on %s (faunadb v4 streams, fauna v10 event sources;
@@ -116,22 +138,42 @@ func newBroker(data string) (*broker.Broker, error) {
 	return b, nil
 }
 
-// handler serves the page at / and tidings under /tidings/.
-func handler(b *broker.Broker) (*http.ServeMux, *transport.Server) {
+// handler serves the pages at / and /electric.html (with the client's
+// module), tidings under /tidings/ and Electric's shape endpoint at
+// /electric/v1/shape. Pages of allowOrigins may use them from their own
+// origin (CORS).
+func handler(b *broker.Broker, allowOrigins []string) (*http.ServeMux, *transport.Server, *electric.Handler) {
 	srv := &transport.Server{Broker: b,
 		// The page moves spells. Anyone who reaches this demo may write;
 		// an application checks its caller here. Other origins' pages
-		// cannot: writes must be application/json, which CORS (off here)
-		// decides.
+		// cannot, unless allowOrigins lists them: writes must be
+		// application/json, which CORS decides.
 		AuthorizeWrite: func(*http.Request, *transport.WriteRequest) error { return nil },
+		AllowedOrigins: allowOrigins,
 	}
+	// Electric's front shares srv's broker, CORS and limits.
+	eh := &electric.Handler{Server: srv}
 	mux := http.NewServeMux()
 	mux.Handle("/tidings/", srv)
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write(page)
-	})
-	return mux, srv
+	mux.Handle("/electric/", eh)
+	mux.HandleFunc("GET /{$}", static("text/html; charset=utf-8", page))
+	mux.HandleFunc("GET /electric.html", static("text/html; charset=utf-8", electricPage))
+	mux.HandleFunc("GET /electric-client.mjs", static("text/javascript; charset=utf-8", electricClient))
+	return mux, srv, eh
+}
+
+// static answers with body.
+func static(contentType string, body []byte) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", contentType)
+		w.Write(body)
+	}
+}
+
+// shapeURL is a shape request that shows something: the fire set's
+// initial rows (where=element = 'fire').
+func shapeURL(base string) string {
+	return base + "/electric/v1/shape?table=spells&where=element%20%3D%20%27fire%27&offset=-1"
 }
 
 // seed creates a few spells, once: a restart on a data directory keeps

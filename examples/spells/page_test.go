@@ -82,7 +82,7 @@ func TestPageInBrowser(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mux, srv := handler(b)
+		mux, srv, _ := handler(b, nil)
 		srv.Retry = 100 * time.Millisecond // EventSource's reconnection delay
 		srv.ShutdownWindow = 1
 		brokers, servers = append(brokers, b), append(servers, srv)

@@ -9,15 +9,18 @@ import (
 
 	"github.com/tidings/tidings/broker"
 	"github.com/tidings/tidings/transport"
+	"github.com/tidings/tidings/transport/electric"
 	"github.com/tidings/tidings/transport/fauna"
 )
 
-// servers are the example's two HTTP servers on one broker: the page and
-// the native transport, and the Fauna front on a port of its own (the
-// drivers post to absolute paths, so it owns the root of its origin).
+// servers are the example's two HTTP servers on one broker: the pages,
+// the native transport and the Electric front, and the Fauna front on a
+// port of its own (the drivers post to absolute paths, so it owns the
+// root of its origin).
 type servers struct {
 	b        *broker.Broker
 	srv      *transport.Server
+	electric *electric.Handler
 	fauna    *fauna.Handler
 	http     []*http.Server
 	errc     chan error // what a server's Serve returned
@@ -26,11 +29,11 @@ type servers struct {
 }
 
 // listen serves b on addr and, unless faunaAddr is empty, the Fauna front
-// on faunaAddr. Either address may have port 0: the URLs have the port
-// listened on.
-func listen(b *broker.Broker, addr, faunaAddr string) (*servers, error) {
-	mux, srv := handler(b)
-	s := &servers{b: b, srv: srv, errc: make(chan error, 2)}
+// on faunaAddr, to pages of allowOrigins too. Either address may have
+// port 0: the URLs have the port listened on.
+func listen(b *broker.Broker, addr, faunaAddr string, allowOrigins []string) (*servers, error) {
+	mux, srv, eh := handler(b, allowOrigins)
+	s := &servers{b: b, srv: srv, electric: eh, errc: make(chan error, 2)}
 	var err error
 	if s.url, err = s.serve(addr, mux); err != nil {
 		return nil, err
@@ -70,13 +73,16 @@ func (s *servers) serve(addr string, h http.Handler) (string, error) {
 	return "http://" + net.JoinHostPort(host, port), nil
 }
 
-// shutdown ends the streams of both fronts, each with shutting_down
-// (the native ones with their cursor; v10 Fauna streams end cleanly and
-// their drivers reconnect), then closes the broker, then the servers,
-// whose connections are left with nothing that never ends.
+// shutdown ends the live responses of every front (native and v4 Fauna
+// streams with shutting_down, the native ones with their cursor; v10
+// Fauna streams cleanly, and their drivers reconnect; Electric's SSE
+// responses end and its long-polls answer 503, and its client comes back
+// with its offset), then closes the broker, then the servers, whose
+// connections are left with nothing that never ends.
 func (s *servers) shutdown(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.srv.Shutdown(ctx) })
+	wg.Go(func() { s.electric.Shutdown(ctx) })
 	if s.fauna != nil {
 		wg.Go(func() { s.fauna.Shutdown(ctx) })
 	}
