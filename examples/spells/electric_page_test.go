@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/tidings/tidings/broker"
 	"github.com/tidings/tidings/internal/browsertest"
+	"github.com/tidings/tidings/internal/nodetest"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -55,7 +55,7 @@ func TestVendoredElectricClient(t *testing.T) {
 		t.Errorf("electric/README.md does not name the pinned @electric-sql/client %s (%s)", pinned.Version, pinned.Integrity)
 	}
 
-	needElectricClient(t, false)
+	nodetest.Need(t, electricNode, "@electric-sql/client")
 	modules := filepath.Join(electricNode, "node_modules")
 	installed := mustRead(t, filepath.Join(modules, "@electric-sql", "client", "package.json"))
 	var pkg struct{ Version string }
@@ -84,26 +84,6 @@ func TestVendoredElectricClient(t *testing.T) {
 	if bytes.Contains(electricClient, []byte("import ")) || bytes.Contains(electricClient, []byte("import(")) {
 		t.Error("the client's browser module imports something: serve that too")
 	}
-}
-
-// needElectricClient skips without the client npm ci installs in
-// electricNode (or, withNode, without node), except in CI (CI set), where
-// .ci/run installs both and their absence is a failure.
-func needElectricClient(t *testing.T, withNode bool) {
-	t.Helper()
-	missing := ""
-	if _, err := exec.LookPath("node"); withNode && err != nil {
-		missing = "node is not installed"
-	} else if _, err := os.Stat(filepath.Join(electricNode, "node_modules", "@electric-sql", "client", "package.json")); err != nil {
-		missing = "the Electric client is not installed: run npm ci in " + filepath.ToSlash(electricNode)
-	}
-	if missing == "" {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal(missing)
-	}
-	t.Skip(missing)
 }
 
 func mustRead(t *testing.T, name string) []byte {
@@ -246,7 +226,7 @@ func TestREADMEElectricSnippet(t *testing.T) {
 	if len(snippets) != 1 || strings.Count(snippets[0][1], origin) != 1 {
 		t.Fatalf("the README has %d Electric snippets, want 1 that uses %s once", len(snippets), origin)
 	}
-	needElectricClient(t, true)
+	nodetest.Need(t, electricNode, "@electric-sql/client")
 	b, err := newBroker("")
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidings/tidings/internal/nodetest"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -55,7 +56,7 @@ func TestREADMEFaunaSnippets(t *testing.T) {
 
 	for i, driver := range []string{"faunadb", "fauna"} {
 		t.Run(driver, func(t *testing.T) {
-			needNode(t)
+			nodetest.Need(t, nodeDir, "faunadb", "fauna")
 			snippet := snippets[i][1]
 			if !strings.Contains(snippet, "require('"+driver+"')") || strings.Count(snippet, port) != 1 {
 				t.Fatalf("README snippet %d does not use %s on the default port %s once:\n%s", i+1, driver, port, snippet)
@@ -203,26 +204,4 @@ func (l *lines) next(t *testing.T) string {
 		t.Fatal("node printed nothing more within 60 s")
 	}
 	return ""
-}
-
-// needNode skips without node or the drivers' node_modules, except in CI
-// (CI set), where .ci/run installs both and their absence is a failure.
-// (As transport/fauna's tests do.)
-func needNode(t *testing.T) {
-	t.Helper()
-	missing := ""
-	if _, err := exec.LookPath("node"); err != nil {
-		missing = "node is not installed"
-	} else if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "faunadb", "package.json")); err != nil {
-		missing = "the faunadb driver is not installed: run npm ci in transport/fauna/testdata/node"
-	} else if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "fauna", "package.json")); err != nil {
-		missing = "the fauna driver is not installed: run npm ci in transport/fauna/testdata/node"
-	}
-	if missing == "" {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal(missing)
-	}
-	t.Skip(missing)
 }

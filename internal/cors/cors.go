@@ -25,15 +25,22 @@ type Policy struct {
 
 // Set sets the CORS headers of a response, errors included: the exact
 // origin when it is listed (with credentials only then), "*" for an open
-// policy without credentials, nothing otherwise. An arbitrary Origin is
-// never reflected with credentials.
+// policy without credentials, nothing otherwise; and Vary: Origin whenever
+// the policy lets any origin in. An arbitrary Origin is never reflected
+// with credentials.
 func (p *Policy) Set(w http.ResponseWriter, r *http.Request) {
-	origin := r.Header.Get("Origin")
-	if origin == "" || len(p.Origins) == 0 {
+	if len(p.Origins) == 0 {
 		return
 	}
+	// Vary: Origin on every response of a policy that lets origins in,
+	// those without an Origin too: a cache that kept a same-origin answer,
+	// without CORS headers, must not hand it to a cross-origin page.
 	h := w.Header()
 	h.Add("Vary", "Origin")
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return
+	}
 	switch {
 	case slices.Contains(p.Origins, origin):
 		h.Set("Access-Control-Allow-Origin", origin)

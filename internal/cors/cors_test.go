@@ -40,6 +40,9 @@ func TestSet(t *testing.T) {
 			if c.allow != "" && h.Get("Access-Control-Expose-Headers") != "X-Txn-Time" {
 				t.Fatalf("no expose list: %v", h)
 			}
+			if vary := h.Get("Vary") == "Origin"; vary != (len(c.p.Origins) > 0) {
+				t.Fatalf("Vary: %v", h)
+			}
 		})
 	}
 }
