@@ -244,7 +244,7 @@ func TestREADMEElectricSnippet(t *testing.T) {
 	lines := runNode(t, electricNode, strings.Replace(snippets[0][1], origin, s.url, 1), "--input-type=module")
 	printed := func(what string) string {
 		t.Helper()
-		line := lines.next(t)
+		line := lines.Next(t, time.Minute)
 		var rows []map[string]any
 		if err := json.Unmarshal([]byte(line), &rows); err != nil {
 			t.Fatalf("%s: the snippet printed %q (%v)", what, line, err)

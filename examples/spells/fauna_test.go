@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -81,7 +78,7 @@ func TestREADMEFaunaSnippets(t *testing.T) {
 			_, testPort, _ := net.SplitHostPort(strings.TrimPrefix(s.faunaURL, "http://"))
 			lines := runNode(t, nodeDir, strings.Replace(snippet, port, testPort, 1))
 
-			first := lines.next(t)
+			first := lines.Next(t, time.Minute)
 			if want := map[string]string{"faunadb": "start ", "fauna": "status "}[driver]; !strings.HasPrefix(first, want) {
 				t.Fatalf("the snippet printed %q first, want %s<txn>", first, want)
 			}
@@ -100,7 +97,7 @@ func TestREADMEFaunaSnippets(t *testing.T) {
 				t.Fatalf("spell 1 is %s after the move (%v)", doc.Data, err)
 			}
 
-			line := lines.next(t)
+			line := lines.Next(t, time.Minute)
 			printed, ok := strings.CutPrefix(line, "update ")
 			var got map[string]any
 			if err := json.Unmarshal([]byte(printed), &got); !ok || err != nil {
@@ -130,78 +127,23 @@ func TestREADMEFaunaSnippets(t *testing.T) {
 			if took := time.Since(start); took > 5*time.Second {
 				t.Errorf("shutting down with the snippet's stream open took %v", took)
 			}
-			if line, ok := <-lines.c; ok {
+			if line, ok := <-lines.Lines; ok {
 				t.Errorf("after the shutdown the snippet printed %q", line)
 			}
-			<-lines.done
+			<-lines.Done()
 			// The v4 driver hears why its stream ended; the v10 one, whose
 			// stream ended cleanly, tries to reconnect, to a server gone.
 			said := map[string]string{"faunadb": "shutting_down", "fauna": "ECONNREFUSED"}[driver]
-			if !strings.Contains(lines.stderr.String(), said) {
-				t.Errorf("after the shutdown the snippet said %q, want %s", lines.stderr, said)
+			if !strings.Contains(lines.Stderr(), said) {
+				t.Errorf("after the shutdown the snippet said %q, want %s", lines.Stderr(), said)
 			}
 		})
 	}
 }
 
-// lines are what a node process prints, line by line.
-type lines struct {
-	c      chan string
-	ctx    context.Context
-	stderr *bytes.Buffer
-	done   chan struct{} // closed once node has exited; stderr is whole then
-}
-
-// runNode runs script on node's stdin in dir, with flags, as the README
-// does, for at most 60 s; it is killed when the test ends.
-func runNode(t *testing.T, dir, script string, flags ...string) *lines {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	cmd := exec.CommandContext(ctx, "node", append(flags, "-")...)
-	cmd.Dir = dir
-	cmd.Stdin = strings.NewReader(script)
-	l := &lines{c: make(chan string, 16), ctx: ctx, stderr: new(bytes.Buffer), done: make(chan struct{})}
-	cmd.Stderr = l.stderr
-	cmd.WaitDelay = 5 * time.Second
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			l.c <- sc.Text()
-		}
-		close(l.c)
-		cmd.Wait()
-		close(l.done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		for range l.c {
-		}
-		<-l.done
-	})
-	return l
-}
-
-// next returns the next line node prints, failing the test if node exits
-// or the 60 s pass first.
-func (l *lines) next(t *testing.T) string {
+// runNode runs a script in node from dir, its stderr kept for the test.
+func runNode(t *testing.T, dir, script string, flags ...string) *nodetest.Process {
 	t.Helper()
-	select {
-	case line, ok := <-l.c:
-		if ok {
-			return line
-		}
-		<-l.done
-		t.Fatalf("node exited; its stderr:\n%s", l.stderr)
-	case <-l.ctx.Done():
-		t.Fatal("node printed nothing more within 60 s")
-	}
-	return ""
+	return nodetest.Start(t, nodetest.Options{Dir: dir, Args: append(flags, "-"), Stdin: strings.NewReader(script),
+		Timeout: 60 * time.Second, Stderr: io.Discard})
 }

@@ -1,7 +1,9 @@
 package nodetest
 
 import (
+	"io"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -19,4 +21,21 @@ func TestNeed(t *testing.T) {
 	if !skipped {
 		t.Fatal("a missing package did not skip")
 	}
+}
+
+// TestStart: node's lines come in order, stdin reaches it, and it is gone
+// at the end of the test.
+func TestStart(t *testing.T) {
+	Need(t, ".")
+	p := Start(t, Options{Args: []string{"-e", `
+		console.log("ready")
+		process.stdin.on("data", d => { console.log("got " + String(d).trim()); process.exit(0) })`}})
+	if l := p.Next(t, 30*time.Second); l != "ready" {
+		t.Fatalf("first line %q", l)
+	}
+	io.WriteString(p.Stdin, "hello\n")
+	if l := p.Next(t, 30*time.Second); l != "got hello" {
+		t.Fatalf("second line %q", l)
+	}
+	<-p.Done()
 }

@@ -1,7 +1,6 @@
 package electric
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,8 +8,6 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"reflect"
 	"slices"
 	"strconv"
@@ -213,19 +210,34 @@ type clientLine struct {
 
 // client is a running shape.js.
 type client struct {
-	t     *testing.T
-	lines chan clientLine
-	stdin io.WriteCloser
-	done  chan struct{} // closed when the process has exited
+	t *testing.T
+	p *nodetest.Process
 
-	refetches atomic.Int32 // must-refetch messages it printed
-	last      *clientLine  // the last rows notification read
+	refetches int         // must-refetch messages it printed, among the lines read
+	last      *clientLine // the last rows notification read
 }
 
 // stop ends the client and waits for it.
 func (c *client) stop() {
-	io.WriteString(c.stdin, "stop\n")
-	<-c.done
+	io.WriteString(c.p.Stdin, "stop\n")
+	<-c.p.Done()
+}
+
+// read returns the client's next line, parsed.
+func (c *client) read(timeout time.Duration) clientLine {
+	c.t.Helper()
+	raw := c.p.Next(c.t, timeout)
+	var l clientLine
+	if err := json.Unmarshal([]byte(raw), &l); err != nil {
+		c.t.Fatalf("the client: %s", raw)
+	}
+	l.raw = raw
+	for _, msg := range l.Messages {
+		if msg.Control == "must-refetch" {
+			c.refetches++
+		}
+	}
+	return l
 }
 
 // runClient starts shape.js on a shape, from offset and handle if given;
@@ -234,79 +246,21 @@ func runClient(t *testing.T, url, mode string, params map[string]any, resume ...
 	t.Helper()
 	needNode(t)
 	p, _ := json.Marshal(params)
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	cmd := exec.CommandContext(ctx, "node", append([]string{"shape.js", url, mode, string(p)}, resume...)...)
-	cmd.Dir = nodeDir
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	c := &client{t: t, lines: make(chan clientLine, 4096), stdin: stdin, done: done}
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(nil, 1<<24)
-		for sc.Scan() {
-			var l clientLine
-			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-				l = clientLine{Type: "unparsed", Message: sc.Text()}
-			}
-			l.raw = sc.Text()
-			for _, msg := range l.Messages {
-				if msg.Control == "must-refetch" {
-					c.refetches.Add(1)
-				}
-			}
-			c.lines <- l
-		}
-		close(c.lines)
-		cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		io.WriteString(stdin, "stop\n")
-		stdin.Close()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cancel()
-			<-done
-		}
-		cancel()
-	})
-	return c
+	proc := nodetest.Start(t, nodetest.Options{Dir: nodeDir, Args: append([]string{"shape.js", url, mode, string(p)}, resume...), Grace: 5 * time.Second})
+	return &client{t: t, p: proc}
 }
 
 // next returns the next line of the given type, skipping others.
 func (c *client) next(typ string) clientLine {
 	c.t.Helper()
-	timeout := time.After(60 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
-		select {
-		case l, ok := <-c.lines:
-			if !ok {
-				c.t.Fatalf("the client exited, waiting for %s", typ)
-			}
-			if l.Type == "unparsed" {
-				c.t.Fatalf("the client: %s", l.raw)
-			}
-			if l.Type == "error" && typ != "error" {
-				c.t.Fatalf("the client: %s", l.raw)
-			}
-			if l.Type == typ {
-				return l
-			}
-		case <-timeout:
-			c.t.Fatalf("the client printed no %s for 60s", typ)
+		l := c.read(time.Until(deadline))
+		if l.Type == "error" && typ != "error" {
+			c.t.Fatalf("the client: %s", l.raw)
+		}
+		if l.Type == typ {
+			return l
 		}
 	}
 }
@@ -480,7 +434,7 @@ func TestClientRestart(t *testing.T) {
 // must-refetch among the messages it has printed.
 func (c *client) sawRefetch() {
 	c.t.Helper()
-	if c.refetches.Load() == 0 {
+	if c.refetches == 0 {
 		c.t.Fatal("no must-refetch")
 	}
 }

@@ -1,7 +1,6 @@
 package fauna_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"encoding/pem"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -241,9 +239,8 @@ type doc struct {
 // driver is a running driver.js.
 type driver struct {
 	t     *testing.T
-	lines chan line
+	p     *nodetest.Process
 	stdin io.WriteCloser
-	done  chan error
 }
 
 // runDriver starts driver.js on a scenario; it is stopped (and waited
@@ -258,66 +255,27 @@ func runDriver(t *testing.T, s *testServer, scenario string) *driver {
 func runScript(t *testing.T, s *testServer, script string, args ...string) *driver {
 	t.Helper()
 	needNode(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	cmd := exec.CommandContext(ctx, "node", append([]string{script}, args...)...)
-	cmd.Dir = nodeDir
-	cmd.Env = append(os.Environ(), "FAUNA_PORT="+s.port, "FAUNA_HTTP="+s.mode)
+	env := []string{"FAUNA_PORT=" + s.port, "FAUNA_HTTP=" + s.mode}
 	if s.caFile != "" {
-		cmd.Env = append(cmd.Env, "NODE_EXTRA_CA_CERTS="+s.caFile)
+		env = append(env, "NODE_EXTRA_CA_CERTS="+s.caFile)
 	}
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	d := &driver{t: t, lines: make(chan line, 1024), stdin: stdin, done: make(chan error, 1)}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var l line
-			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-				l = line{Label: "unparsed", Message: sc.Text()}
-			}
-			l.raw = sc.Text()
-			d.lines <- l
-		}
-		close(d.lines)
-		d.done <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		stdin.Close()
-		cancel()
-		for range d.lines {
-		}
-		<-d.done
-	})
-	return d
+	p := nodetest.Start(t, nodetest.Options{Dir: nodeDir, Args: append([]string{script}, args...), Env: env, Timeout: 60 * time.Second})
+	return &driver{t: t, p: p, stdin: p.Stdin}
 }
 
 // next returns the next line the driver printed.
 func (d *driver) next() line {
 	d.t.Helper()
-	select {
-	case l, ok := <-d.lines:
-		if !ok {
-			d.t.Fatal("the driver exited")
-		}
-		if l.Label == "crash" || l.Label == "unparsed" {
-			d.t.Fatalf("the driver: %s", l.raw)
-		}
-		return l
-	case <-time.After(30 * time.Second):
-		d.t.Fatal("the driver printed nothing for 30s")
+	raw := d.p.Next(d.t, 30*time.Second)
+	var l line
+	if err := json.Unmarshal([]byte(raw), &l); err != nil {
+		l = line{Label: "unparsed", Message: raw}
 	}
-	panic("unreachable")
+	l.raw = raw
+	if l.Label == "crash" || l.Label == "unparsed" {
+		d.t.Fatalf("the driver: %s", l.raw)
+	}
+	return l
 }
 
 // expect returns the next line, which must have the label and type.

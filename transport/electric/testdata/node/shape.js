@@ -6,7 +6,7 @@
 // rows at every notification (the Shape notifies at up-to-date only), with
 // the stream's offset and handle; each batch of messages of the stream;
 // and errors. The Go test judges them and writes to the broker between
-// them. A line "stop" on stdin ends it.
+// them. A line "stop" on stdin, or its end, ends it.
 import { ShapeStream, Shape } from '@electric-sql/client'
 import readline from 'node:readline'
 
@@ -27,6 +27,6 @@ const shape = new Shape(stream)
 shape.subscribe(({ rows }) => {
   out({ type: 'rows', offset: stream.lastOffset, handle: stream.shapeHandle, rows: [...rows].sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0) })
 })
-readline.createInterface({ input: process.stdin }).on('line', l => {
-  if (l === 'stop') { stream.unsubscribeAll(); process.exit(0) }
-})
+// "stop", or the end of stdin (the test is over), ends it.
+const stop = () => { stream.unsubscribeAll(); process.exit(0) }
+readline.createInterface({ input: process.stdin }).on('line', l => { if (l === 'stop') stop() }).on('close', stop)
