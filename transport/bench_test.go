@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/tidings/tidings/broker"
+	"github.com/tidings/tidings/internal/fanouttest"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
@@ -435,59 +436,6 @@ func openIdleStreams(b *testing.B, mode, rawURL string, n int) (closeAll func())
 	}
 }
 
-// fanoutTracker counts the clients that have reached each multiple of a
-// window of events, and wakes whoever waits for one.
-type fanoutTracker struct {
-	clients  int
-	mu       sync.Mutex
-	marks    map[int]*fanoutMark
-	complete int // every client has reached it (marks complete in order)
-}
-
-type fanoutMark struct {
-	left int
-	done chan struct{}
-}
-
-func (tr *fanoutTracker) mark(n int) *fanoutMark {
-	m := tr.marks[n]
-	if m == nil {
-		m = &fanoutMark{left: tr.clients, done: make(chan struct{})}
-		tr.marks[n] = m
-	}
-	return m
-}
-
-// reached is called by a client that has received its n-th event.
-func (tr *fanoutTracker) reached(n int) {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	m := tr.mark(n)
-	if m.left--; m.left == 0 {
-		close(m.done)
-		delete(tr.marks, n)
-		tr.complete = n
-	}
-}
-
-// wait returns when every client has received n events.
-func (tr *fanoutTracker) wait(b *testing.B, n int, fail <-chan error) {
-	tr.mu.Lock()
-	if n <= tr.complete {
-		tr.mu.Unlock()
-		return
-	}
-	m := tr.mark(n)
-	tr.mu.Unlock()
-	select {
-	case <-m.done:
-	case err := <-fail:
-		b.Fatal(err)
-	case <-time.After(60 * time.Second):
-		b.Fatalf("the clients did not all receive %d events in 60s", n)
-	}
-}
-
 // BenchmarkSSEFanout1k measures delivery to 1000 SSE clients over
 // loopback (HTTP/1.1, one connection each, each read by a goroutine of its
 // own that parses lines and counts set events). An op is one commit of one
@@ -510,7 +458,7 @@ func sseFanout(b *testing.B, path string) {
 	)
 	ts, _, br := testServer(b, nil)
 	u, _ := url.Parse(ts.URL)
-	tr := &fanoutTracker{clients: clients, marks: map[int]*fanoutMark{}}
+	tr := fanouttest.New(clients)
 	fail := make(chan error, clients)
 	var wg sync.WaitGroup
 	conns := make([]net.Conn, 0, clients)
@@ -535,7 +483,7 @@ func sseFanout(b *testing.B, path string) {
 				}
 				if bytes.Equal(line, []byte("event: set\n")) {
 					if n++; n%window == 0 {
-						tr.reached(n)
+						tr.Reached(n)
 					}
 				} else if bytes.HasPrefix(line, []byte("event: "+SSEErrorEvent)) {
 					fail <- fmt.Errorf("a client got %s", line)
@@ -557,14 +505,14 @@ func sseFanout(b *testing.B, path string) {
 	for b.Loop() {
 		commitOne(n)
 		if n++; n%window == 0 && n >= 2*window {
-			tr.wait(b, n-window, fail)
+			tr.Wait(b, n-window, fail)
 		}
 	}
 	for n%window != 0 {
 		commitOne(n)
 		n++
 	}
-	tr.wait(b, n, fail)
+	tr.Wait(b, n, fail)
 	elapsed := time.Since(start)
 	b.ReportMetric(float64(n)*clients/elapsed.Seconds(), "deliveries/s")
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "commits/s")

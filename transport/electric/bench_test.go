@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/tidings/tidings/broker"
+	"github.com/tidings/tidings/internal/fanouttest"
 	"github.com/tidings/tidings/transport"
 	"github.com/tidings/tidings/txlog"
 )
@@ -211,7 +212,7 @@ func benchLive(b *testing.B, mode int) {
 		}
 	}
 
-	tr := &liveTracker{clients: liveClients, marks: map[int]*liveMark{}}
+	tr := fanouttest.New(liveClients)
 	for range liveClients {
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -231,7 +232,7 @@ func benchLive(b *testing.B, mode int) {
 						return
 					}
 					n++
-					tr.reached(n)
+					tr.Reached(n)
 				}
 			})
 			continue
@@ -251,7 +252,7 @@ func benchLive(b *testing.B, mode int) {
 					}
 					for range inserts {
 						n++
-						tr.reached(n)
+						tr.Reached(n)
 					}
 				}
 			})
@@ -272,7 +273,7 @@ func benchLive(b *testing.B, mode int) {
 				}
 				for range inserts {
 					n++
-					tr.reached(n)
+					tr.Reached(n)
 				}
 			}
 		})
@@ -291,7 +292,7 @@ func benchLive(b *testing.B, mode int) {
 		t0 := time.Now()
 		txn := commit("b" + strconv.Itoa(n))
 		n++
-		tr.wait(b, n, fail)
+		tr.Wait(b, n, fail)
 		delivering += time.Since(t0)
 		waitArmed(txn)
 	}
@@ -333,60 +334,6 @@ func initialRows(b *testing.B, addr string, br *broker.Broker) (handle, off stri
 		b.Fatal(err)
 	}
 	return handle, off, req
-}
-
-// liveTracker counts the clients that have received each change, and
-// wakes whoever waits for one (transport's fanoutTracker, one change at a
-// time).
-type liveTracker struct {
-	clients  int
-	mu       sync.Mutex
-	marks    map[int]*liveMark
-	complete int // every client has received it (marks complete in order)
-}
-
-type liveMark struct {
-	left int
-	done chan struct{}
-}
-
-func (tr *liveTracker) mark(n int) *liveMark {
-	m := tr.marks[n]
-	if m == nil {
-		m = &liveMark{left: tr.clients, done: make(chan struct{})}
-		tr.marks[n] = m
-	}
-	return m
-}
-
-// reached is called by a client that has received its n-th change.
-func (tr *liveTracker) reached(n int) {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	m := tr.mark(n)
-	if m.left--; m.left == 0 {
-		close(m.done)
-		delete(tr.marks, n)
-		tr.complete = n
-	}
-}
-
-// wait returns when every client has received n changes.
-func (tr *liveTracker) wait(b *testing.B, n int, fail <-chan error) {
-	tr.mu.Lock()
-	if n <= tr.complete {
-		tr.mu.Unlock()
-		return
-	}
-	m := tr.mark(n)
-	tr.mu.Unlock()
-	select {
-	case <-m.done:
-	case err := <-fail:
-		b.Fatal(err)
-	case <-time.After(60 * time.Second):
-		b.Fatalf("the clients did not all receive change %d in 60s", n)
-	}
 }
 
 var (
