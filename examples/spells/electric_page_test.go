@@ -100,23 +100,7 @@ func mustRead(t *testing.T, name string) []byte {
 // ends a live long-poll of the Electric front (with 503, which the client
 // retries) instead of waiting for its 20 s hold.
 func TestElectricServed(t *testing.T) {
-	b, err := newBroker("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := listen(b, "127.0.0.1:0", "", nil)
-	if err != nil {
-		b.Close()
-		t.Fatal(err)
-	}
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			s.shutdown(ctx)
-		}
-	})
+	b, s := startExample(t, "")
 	if text := banner(s); !strings.Contains(text, "curl '"+shapeURL(s.url)+"'") || !strings.Contains(text, s.url+"/electric.html") {
 		t.Errorf("the banner does not show the shape's curl command and the Electric page:\n%s", text)
 	}
@@ -195,7 +179,6 @@ func TestElectricServed(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	s.shutdown(ctx)
-	stopped = true
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("shutting down with a live long-poll open took %v", took)
 	}
@@ -227,20 +210,7 @@ func TestREADMEElectricSnippet(t *testing.T) {
 		t.Fatalf("the README has %d Electric snippets, want 1 that uses %s once", len(snippets), origin)
 	}
 	nodetest.Need(t, electricNode, "@electric-sql/client")
-	b, err := newBroker("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := listen(b, "127.0.0.1:0", "", nil)
-	if err != nil {
-		b.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { // after node has gone
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.shutdown(ctx)
-	})
+	b, s := startExample(t, "")
 	lines := runNode(t, electricNode, strings.Replace(snippets[0][1], origin, s.url, 1), "--input-type=module")
 	printed := func(what string) string {
 		t.Helper()

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidings/tidings/broker"
 	"github.com/tidings/tidings/internal/nodetest"
 	"github.com/tidings/tidings/txlog"
 )
@@ -58,20 +59,7 @@ func TestREADMEFaunaSnippets(t *testing.T) {
 			if !strings.Contains(snippet, "require('"+driver+"')") || strings.Count(snippet, port) != 1 {
 				t.Fatalf("README snippet %d does not use %s on the default port %s once:\n%s", i+1, driver, port, snippet)
 			}
-			b, err := newBroker("")
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := listen(b, "127.0.0.1:0", "127.0.0.1:0", nil)
-			if err != nil {
-				b.Close()
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { // after node has gone
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				s.shutdown(ctx)
-			})
+			b, s := startExample(t, "127.0.0.1:0")
 			if !strings.Contains(banner(s), s.faunaURL) {
 				t.Errorf("the banner does not show the Fauna front's %s:\n%s", s.faunaURL, banner(s))
 			}
@@ -146,4 +134,27 @@ func runNode(t *testing.T, dir, script string, flags ...string) *nodetest.Proces
 	t.Helper()
 	return nodetest.Start(t, nodetest.Options{Dir: dir, Args: append(flags, "-"), Stdin: strings.NewReader(script),
 		Timeout: 60 * time.Second, Stderr: io.Discard})
+}
+
+// startExample starts the example's servers as run() does, on ports of
+// their own (the Fauna front's unless faunaAddr is empty), on a broker in
+// memory; they are shut down at the end of the test (after node or
+// chromium has gone: cleanups run last first), if the test did not.
+func startExample(t *testing.T, faunaAddr string) (*broker.Broker, *servers) {
+	t.Helper()
+	b, err := newBroker("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := listen(b, "127.0.0.1:0", faunaAddr, nil)
+	if err != nil {
+		b.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.shutdown(ctx)
+	})
+	return b, s
 }
