@@ -182,3 +182,25 @@ func (d *decoder) image() ([]byte, error) {
 	}
 	return d.bytes(n - 1)
 }
+
+// AppendRecord appends r in the record encoding (the payload of one frame
+// of the file log) to dst: for a log that keeps its records elsewhere,
+// such as txlog/jetstream, so that every log stores the same bytes. The
+// record must be one Append would accept; its Txn is written as it is.
+func AppendRecord(dst []byte, r *Record) []byte {
+	start := len(dst)
+	dst = appendWrites(dst, r.Writes)
+	putTxn(dst[start:], r.Txn)
+	return dst
+}
+
+// DecodeRecord decodes what AppendRecord made. A damaged or truncated
+// encoding is an error wrapping ErrCorrupt, never a panic or a huge
+// allocation; the record's images share b's memory.
+func DecodeRecord(b []byte) (Record, error) {
+	r, err := decodeRecord(b)
+	if err != nil {
+		return Record{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return r, nil
+}

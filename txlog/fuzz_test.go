@@ -34,16 +34,18 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add([]byte{})
 	f.Add(make([]byte, 9))
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		r, err := decodeRecord(payload)
+		r, err := DecodeRecord(payload)
 		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("DecodeRecord: %v, not ErrCorrupt", err)
+			}
 			return
 		}
 		if err := r.validate(); err != nil {
 			t.Fatalf("decoded a record Append would refuse: %v", err)
 		}
-		b := appendWrites(nil, r.Writes)
-		putTxn(b, r.Txn)
-		again, err := decodeRecord(b)
+		b := AppendRecord(nil, &r)
+		again, err := DecodeRecord(b)
 		if err != nil || !reflect.DeepEqual(again, r) {
 			t.Fatalf("re-encoding does not round-trip: %v", err)
 		}
