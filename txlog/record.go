@@ -118,6 +118,14 @@ func (r *Record) After(p Pos) (writes []Write, firstOp int) {
 	return r.Writes[p.Op+1:], int(p.Op) + 1
 }
 
+// CheckWrites reports whether a record of ws is one that Stage may accept
+// (ErrInvalidRecord if not): for logs outside this package, which must
+// refuse what the file and memory logs refuse.
+func CheckWrites(ws []Write) error {
+	r := Record{Writes: ws}
+	return r.validate()
+}
+
 // validate reports whether a record is one that Append may accept.
 func (r *Record) validate() error {
 	if len(r.Writes) == 0 {
