@@ -1,0 +1,212 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tidings/tidings/txlog"
+)
+
+// inflight is one staged record on its way to the stream.
+type inflight struct {
+	txn  txlog.Txn
+	seq  uint64    // the sequence it must get
+	last txlog.Pos // its last write
+	msg  *nats.Msg
+	fut  jetstream.PubAckFuture
+	done chan struct{}
+	err  error
+}
+
+// ErrTooLarge: a record's message would exceed the servers' max_payload
+// (1 MiB by default). Nothing was staged.
+var ErrTooLarge = errors.New("jetstream: the record is larger than a message may be")
+
+// ErrConflict: the stream had another record where this log expected to
+// append (another appender wrote to it). The log refuses further appends;
+// reopen it.
+var ErrConflict = errors.New("jetstream: the stream moved under the log")
+
+// Stage implements txlog.Log. The record is published at once, without
+// waiting, expecting the sequence after the record staged before it: the
+// appends form a chain the stream takes in order or not at all, and many
+// are on the wire at once.
+func (l *Log) Stage(ws []txlog.Write) (txlog.Txn, error) {
+	if err := txlog.CheckWrites(ws); err != nil {
+		return 0, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.closed:
+		return 0, txlog.ErrClosed
+	case l.failed != nil:
+		return 0, l.failed
+	}
+	rec := txlog.Record{Txn: l.clock.Next(), Writes: ws}
+	msg := nats.NewMsg(l.subject)
+	msg.Data = txlog.AppendRecord(nil, &rec)
+	msg.Header.Set(hdrPrev, formatPos(l.staged))
+	if size := int64(len(msg.Data) + 256); size > l.js.Conn().MaxPayload() {
+		return 0, fmt.Errorf("%w: %d bytes, the servers take %d", ErrTooLarge, len(msg.Data), l.js.Conn().MaxPayload())
+	}
+	a := &inflight{txn: rec.Txn, seq: l.nextSeq, last: rec.Last(), msg: msg, done: make(chan struct{})}
+	fut, err := l.js.PublishMsgAsync(msg, jetstream.WithMsgID(l.msgID(rec.Txn)), jetstream.WithExpectLastSequence(a.seq-1))
+	if err != nil {
+		return 0, fmt.Errorf("jetstream: publishing: %w", err)
+	}
+	a.fut = fut
+	l.nextSeq++
+	l.staged = a.last
+	l.pending = append(l.pending, a)
+	l.queue <- a
+	return a.txn, nil
+}
+
+// msgID is a record's message ID: the log and the txn, which JetStream
+// de-duplicates, so that an append whose outcome is unknown can be sent
+// again and answered with the sequence it got the first time.
+func (l *Log) msgID(txn txlog.Txn) string {
+	return l.idText + idSep + fmt.Sprint(uint64(txn))
+}
+
+// Wait implements txlog.Log.
+func (l *Log) Wait(txn txlog.Txn) error {
+	l.mu.Lock()
+	i := sort.Search(len(l.pending), func(i int) bool { return l.pending[i].txn >= txn })
+	if i == len(l.pending) || l.pending[i].txn != txn {
+		// Acknowledged already (or never staged: Wait promises nothing
+		// for a txn Stage did not return).
+		defer l.mu.Unlock()
+		if txn <= l.head.Txn {
+			return nil
+		}
+		return l.failed
+	}
+	a := l.pending[i]
+	l.mu.Unlock()
+	<-a.done
+	return a.err
+}
+
+// acknowledge takes the acknowledgements in staging order: a record is
+// visible (Head moves) once it and every record before it are in the
+// stream.
+func (l *Log) acknowledge() {
+	defer close(l.done)
+	for a := range l.queue {
+		err := l.settle(a)
+		l.mu.Lock()
+		l.pending = l.pending[1:]
+		if err == nil {
+			l.head, l.headSeq = a.last, a.seq
+			l.index.add(a.seq, a.txn)
+			close(l.acked)
+			l.acked = make(chan struct{})
+		} else if l.failed == nil {
+			l.failed = err
+		}
+		if a.err = err; a.err == nil && l.failed != nil {
+			// A record after a failed one cannot be in the stream: the
+			// chain expected the failed one's sequence before it.
+			a.err = l.failed
+		}
+		l.mu.Unlock()
+		close(a.done)
+	}
+}
+
+// settle waits for an append's acknowledgement. An error whose outcome is
+// unknown (a timeout, a lost connection) is resolved by sending the same
+// message again with its ID: JetStream answers a duplicate with the
+// sequence the first one got.
+func (l *Log) settle(a *inflight) error {
+	var err error
+	select {
+	case ack := <-a.fut.Ok():
+		return l.check(a, ack)
+	case err = <-a.fut.Err():
+	}
+	if isWrongLast(err) {
+		return fmt.Errorf("%w: sequence %d was expected next: %v", ErrConflict, a.seq, err)
+	}
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), l.opt.Timeout)
+		ack, rerr := l.js.PublishMsg(ctx, a.msg, jetstream.WithMsgID(l.msgID(a.txn)), jetstream.WithExpectLastSequence(a.seq-1))
+		cancel()
+		if rerr == nil {
+			return l.check(a, ack)
+		}
+		if isWrongLast(rerr) {
+			// The stream is past a.seq-1: ours may be what moved it,
+			// stored before the de-duplication window saw the retry.
+			return l.confirm(a, rerr)
+		}
+		err = rerr
+	}
+	return fmt.Errorf("jetstream: appending txn %d: %w", a.txn, err)
+}
+
+// check verifies an acknowledgement: the record must be at the sequence
+// the chain expects.
+func (l *Log) check(a *inflight, ack *jetstream.PubAck) error {
+	if ack.Sequence != a.seq {
+		return fmt.Errorf("%w: txn %d stored at sequence %d, expected %d", ErrConflict, a.txn, ack.Sequence, a.seq)
+	}
+	return nil
+}
+
+// confirm reads the message at a's sequence: if it is a's, the append
+// succeeded.
+func (l *Log) confirm(a *inflight, cause error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), l.opt.Timeout)
+	defer cancel()
+	m, err := l.stream.GetMsg(ctx, a.seq)
+	if err == nil && m.Header.Get(jetstream.MsgIDHeader) == l.msgID(a.txn) {
+		return nil
+	}
+	return fmt.Errorf("%w: txn %d: %v", ErrConflict, a.txn, cause)
+}
+
+// isWrongLast reports JetStream's refusal of an append whose expected last
+// sequence is not the stream's (error code 10071, or 10164 on a replicated
+// stream).
+func isWrongLast(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// seqIndex maps the sequences the log has seen to their txns, for finding
+// where a cursor's read starts without asking the stream. It keeps the
+// newest entries, in sequence order (txns increase with sequences).
+type seqIndex struct {
+	seqs []uint64
+	txns []txlog.Txn
+}
+
+const indexMax = 1 << 16
+
+func (x *seqIndex) add(seq uint64, txn txlog.Txn) {
+	n := len(x.seqs)
+	if n > 0 && seq <= x.seqs[n-1] {
+		i := sort.Search(n, func(i int) bool { return x.seqs[i] >= seq })
+		if i < n && x.seqs[i] == seq {
+			return
+		}
+		x.seqs = append(x.seqs[:i], append([]uint64{seq}, x.seqs[i:]...)...)
+		x.txns = append(x.txns[:i], append([]txlog.Txn{txn}, x.txns[i:]...)...)
+	} else {
+		x.seqs = append(x.seqs, seq)
+		x.txns = append(x.txns, txn)
+	}
+	if len(x.seqs) > indexMax {
+		x.seqs = append(x.seqs[:0], x.seqs[len(x.seqs)-indexMax/2:]...)
+		x.txns = append(x.txns[:0], x.txns[len(x.txns)-indexMax/2:]...)
+	}
+}

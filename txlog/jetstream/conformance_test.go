@@ -1,0 +1,137 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/tidings/tidings/txlog"
+	"github.com/tidings/tidings/txlog/logtest"
+)
+
+// TestConformance runs txlog/logtest against a log on an embedded server.
+func TestConformance(t *testing.T) {
+	s := runServer(t)
+	js := connect(t, s.ClientURL())
+	logtest.Run(t, func(t *testing.T, opt logtest.Options) txlog.Log {
+		o := Options{Memory: true}
+		if opt.Retention {
+			o.MaxRecords = 500
+		}
+		return openLog(t, js, o)
+	})
+}
+
+// TestConformanceCluster runs txlog/logtest against a log on an R3
+// stream of an in-process cluster of 3 servers.
+func TestConformanceCluster(t *testing.T) {
+	servers := runCluster(t, 3)
+	js := connect(t, servers[0].ClientURL())
+	logtest.Run(t, func(t *testing.T, opt logtest.Options) txlog.Log {
+		o := Options{Replicas: 3}
+		if opt.Retention {
+			o.MaxRecords = 500
+		}
+		return openLog(t, js, o)
+	})
+}
+
+// TestTooLarge: a record larger than a message is refused at Stage, and
+// the log goes on.
+func TestTooLarge(t *testing.T) {
+	s := runServer(t)
+	l := openLog(t, connect(t, s.ClientURL()), Options{Memory: true})
+	defer l.Close()
+	big := []txlog.Write{{Ref: txlog.Ref{Collection: "c", ID: "1"}, Action: txlog.ActionCreate, After: make([]byte, 2<<20)}}
+	if _, err := l.Stage(big); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Stage of 2 MiB: %v", err)
+	}
+	small := []txlog.Write{{Ref: txlog.Ref{Collection: "c", ID: "1"}, Action: txlog.ActionCreate, After: []byte(`{}`)}}
+	txn, err := l.Stage(small)
+	if err != nil || l.Wait(txn) != nil || l.Head().Txn != txn {
+		t.Fatalf("after a refusal: %v, head %v", err, l.Head())
+	}
+}
+
+func write(id string) []txlog.Write {
+	return []txlog.Write{{Ref: txlog.Ref{Collection: "c", ID: id}, Action: txlog.ActionCreate, After: []byte(`{}`)}}
+}
+
+func appendOne(t *testing.T, l *Log, id string) txlog.Txn {
+	t.Helper()
+	txn, err := l.Stage(write(id))
+	if err == nil {
+		err = l.Wait(txn)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return txn
+}
+
+// TestReopen: a log opened again on its stream has its identity, its
+// records and its head, and its txns go on upward even if the clock went
+// back.
+func TestReopen(t *testing.T) {
+	s := runServer(t)
+	js := connect(t, s.ClientURL())
+	name := newStreamName()
+	l := openLog(t, js, Options{Stream: name})
+	first := appendOne(t, l, "a")
+	second := appendOne(t, l, "b")
+	id, head := l.ID(), l.Head()
+	l.Close()
+
+	past := time.UnixMicro(int64(first) - 1e6)
+	l = openLog(t, js, Options{Stream: name, Now: func() time.Time { return past }})
+	defer l.Close()
+	if l.ID() != id || l.Head() != head {
+		t.Fatalf("reopened: %v %v, was %v %v", l.ID(), l.Head(), id, head)
+	}
+	third := appendOne(t, l, "c")
+	if third <= second {
+		t.Fatalf("txn %d after %d", third, second)
+	}
+	var got []txlog.Txn
+	for rec, err := range l.Read(txlog.Cursor{Log: id}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, rec.Txn)
+	}
+	if len(got) != 3 || got[0] != first || got[1] != second || got[2] != third {
+		t.Fatalf("records %v", got)
+	}
+}
+
+// TestRecreated: a stream deleted and made again under the same name is
+// another log: a cursor of the old one is refused.
+func TestRecreated(t *testing.T) {
+	s := runServer(t)
+	js := connect(t, s.ClientURL())
+	name := newStreamName()
+	l := openLog(t, js, Options{Stream: name})
+	appendOne(t, l, "a")
+	old := txlog.Cursor{Log: l.ID(), Pos: l.Head()}
+	l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := js.DeleteStream(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	l = openLog(t, js, Options{Stream: name})
+	defer l.Close()
+	appendOne(t, l, "a")
+	appendOne(t, l, "b")
+	if l.ID() == old.Log {
+		t.Fatal("the same identity for a new stream")
+	}
+	for _, err := range l.Read(old) {
+		if !errors.Is(err, txlog.ErrHistoryUnavailable) {
+			t.Fatalf("an old cursor: %v", err)
+		}
+		return
+	}
+	t.Fatal("an old cursor read nothing, not even an error")
+}

@@ -1,0 +1,284 @@
+package jetstream
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tidings/tidings/txlog"
+)
+
+// Options say which stream a Log is on, and how a stream it creates is
+// made.
+type Options struct {
+	// Stream is the stream's name. Required. Open uses the stream if it
+	// exists and creates it otherwise.
+	Stream string
+	// Subject is what records are published on; default Stream+".records".
+	// A stream Open creates takes this subject alone.
+	Subject string
+	// Replicas of a stream Open creates; default 1.
+	Replicas int
+	// MaxRecords, MaxBytes and MaxAge bound what a stream Open creates
+	// retains (JetStream's MaxMsgs, MaxBytes and MaxAge); zero is no limit.
+	MaxRecords int64
+	MaxBytes   int64
+	MaxAge     time.Duration
+	// Memory makes a stream Open creates keep its messages in memory
+	// (JetStream's memory storage), for tests; file storage otherwise.
+	Memory bool
+	// Now is the clock of txns; time.Now by default.
+	Now func() time.Time
+	// Timeout bounds each request to the servers; default 10s.
+	Timeout time.Duration
+}
+
+// Message headers of a record.
+const (
+	// hdrPrev is the position of the last write of the record before, so
+	// that Oldest is exact once retention dropped that record.
+	hdrPrev = "Tidings-Prev"
+	// idSep separates the log's ID from the txn in a message ID.
+	idSep = "."
+)
+
+// Log is a txlog.Log on one JetStream stream: a record per message, in the
+// record encoding of the file log, positions mapped to stream sequences.
+// See the package doc for what an acknowledged append means here.
+type Log struct {
+	js      jetstream.JetStream
+	stream  jetstream.Stream
+	opt     Options
+	id      txlog.ID
+	idText  string
+	subject string
+
+	mu       sync.Mutex
+	closed   bool
+	clock    *txlog.Clock
+	nextSeq  uint64    // the sequence the next staged record gets
+	staged   txlog.Pos // the last write staged
+	failed   error     // the chain of appends broke: Stage refuses
+	pending  []*inflight // staged, not yet acknowledged, in order
+	acked    chan struct{}
+	head     txlog.Pos // the last write acknowledged (visible)
+	headSeq  uint64
+	index    seqIndex // txn of sequences seen, for cursors
+	firstSeq uint64   // the stream's first sequence, when Oldest last looked
+	oldest   txlog.Pos
+
+	queue chan *inflight // to the acknowledger, in staging order
+	done  chan struct{}
+}
+
+// Open opens the log on the stream opt.Stream, creating the stream if it
+// does not exist, and reads its last record.
+func Open(ctx context.Context, js jetstream.JetStream, opt Options) (*Log, error) {
+	if opt.Stream == "" {
+		return nil, errors.New("jetstream: Options.Stream is required")
+	}
+	if opt.Subject == "" {
+		opt.Subject = opt.Stream + ".records"
+	}
+	if opt.Timeout <= 0 {
+		opt.Timeout = 10 * time.Second
+	}
+	cfg := jetstream.StreamConfig{
+		Name:      opt.Stream,
+		Subjects:  []string{opt.Subject},
+		Retention: jetstream.LimitsPolicy,
+		Discard:   jetstream.DiscardOld,
+		MaxMsgs:   -1,
+		MaxBytes:  -1,
+		MaxAge:    opt.MaxAge,
+		Replicas:  max(opt.Replicas, 1),
+		Storage:   jetstream.FileStorage,
+		// Reads go to the leader: a direct get may be answered by a
+		// replica that lags behind an acknowledgement.
+		AllowDirect: false,
+	}
+	if opt.MaxRecords > 0 {
+		cfg.MaxMsgs = opt.MaxRecords
+	}
+	if opt.MaxBytes > 0 {
+		cfg.MaxBytes = opt.MaxBytes
+	}
+	if opt.Memory {
+		cfg.Storage = jetstream.MemoryStorage
+	}
+	if opt.MaxAge > 0 {
+		// The de-duplication window must not exceed MaxAge.
+		cfg.Duplicates = min(opt.MaxAge, 2*time.Minute)
+	}
+	rctx, cancel := context.WithTimeout(ctx, opt.Timeout)
+	defer cancel()
+	stream, err := js.Stream(rctx, opt.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		stream, err = js.CreateStream(rctx, cfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: the stream %s: %w", opt.Stream, err)
+	}
+	info, err := stream.Info(rctx)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: the stream %s: %w", opt.Stream, err)
+	}
+	l := &Log{
+		js: js, stream: stream, opt: opt, subject: opt.Subject,
+		id:    streamID(info.Config.Name, info.Created),
+		clock: txlog.NewClock(opt.Now),
+		acked: make(chan struct{}),
+		queue: make(chan *inflight, 1<<16),
+		done:  make(chan struct{}),
+	}
+	l.idText = fmt.Sprintf("%x", l.id[:])
+	l.nextSeq = info.State.LastSeq + 1
+	l.headSeq = info.State.LastSeq
+	if info.State.Msgs > 0 {
+		rec, _, err := l.get(rctx, info.State.LastSeq)
+		if err != nil {
+			return nil, err
+		}
+		l.head = rec.Last()
+		l.staged = l.head
+		l.clock.Observe(rec.Txn)
+		l.index.add(info.State.LastSeq, rec.Txn)
+	}
+	go l.acknowledge()
+	return l, nil
+}
+
+// streamID is the log's identity: the stream's name and the time it was
+// created, so that a stream deleted and made again under the same name is
+// another log, whose old cursors fail with ErrHistoryUnavailable.
+func streamID(name string, created time.Time) txlog.ID {
+	sum := sha256.Sum256([]byte(name + "\x00" + created.UTC().Format(time.RFC3339Nano)))
+	var id txlog.ID
+	copy(id[:], sum[:])
+	if id == (txlog.ID{}) {
+		id[0] = 1
+	}
+	return id
+}
+
+// ID implements txlog.Log.
+func (l *Log) ID() txlog.ID { return l.id }
+
+// Head implements txlog.Log: the last write acknowledged.
+func (l *Log) Head() txlog.Pos {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.head
+}
+
+// Oldest implements txlog.Log. It asks the stream where it starts: the
+// position before its first message is in that message's header, exact
+// however retention dropped the records before it.
+func (l *Log) Oldest() txlog.Pos {
+	ctx, cancel := context.WithTimeout(context.Background(), l.opt.Timeout)
+	defer cancel()
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		// Unknown: the last known is still true of what was dropped by
+		// then, and a read finds out about more.
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.oldest
+	}
+	first := info.State.FirstSeq
+	l.mu.Lock()
+	if first == l.firstSeq {
+		defer l.mu.Unlock()
+		return l.oldest
+	}
+	l.mu.Unlock()
+	var oldest txlog.Pos
+	switch {
+	case first <= 1:
+	case info.State.Msgs == 0:
+		// Everything dropped: all up to the last record.
+		oldest = l.Head()
+	default:
+		_, prev, err := l.get(ctx, first)
+		if err != nil {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			return l.oldest
+		}
+		oldest = prev
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if oldest.Compare(l.oldest) > 0 {
+		l.oldest, l.firstSeq = oldest, first
+	}
+	return l.oldest
+}
+
+// get reads the record at seq and the position before it.
+func (l *Log) get(ctx context.Context, seq uint64) (txlog.Record, txlog.Pos, error) {
+	m, err := l.stream.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return txlog.Record{}, txlog.Pos{}, fmt.Errorf("%w: sequence %d is not in the stream", txlog.ErrHistoryUnavailable, seq)
+	}
+	if err != nil {
+		return txlog.Record{}, txlog.Pos{}, fmt.Errorf("jetstream: reading sequence %d: %w", seq, err)
+	}
+	rec, err := txlog.DecodeRecord(m.Data)
+	if err != nil {
+		return txlog.Record{}, txlog.Pos{}, fmt.Errorf("jetstream: sequence %d: %w", seq, err)
+	}
+	prev, err := parsePos(m.Header.Get(hdrPrev))
+	if err != nil {
+		return txlog.Record{}, txlog.Pos{}, fmt.Errorf("%w: sequence %d: %s %q", txlog.ErrCorrupt, seq, hdrPrev, m.Header.Get(hdrPrev))
+	}
+	l.mu.Lock()
+	l.index.add(seq, rec.Txn)
+	l.mu.Unlock()
+	return rec, prev, nil
+}
+
+// formatPos and parsePos write a position as txn.op; the zero Pos is "".
+func formatPos(p txlog.Pos) string {
+	if p == (txlog.Pos{}) {
+		return ""
+	}
+	return strconv.FormatUint(uint64(p.Txn), 10) + "." + strconv.FormatUint(uint64(p.Op), 10)
+}
+
+func parsePos(s string) (txlog.Pos, error) {
+	if s == "" {
+		return txlog.Pos{}, nil
+	}
+	t, o, ok := strings.Cut(s, ".")
+	txn, err1 := strconv.ParseUint(t, 10, 64)
+	op, err2 := strconv.ParseUint(o, 10, 32)
+	if !ok || err1 != nil || err2 != nil {
+		return txlog.Pos{}, errors.New("not a position")
+	}
+	return txlog.Pos{Txn: txlog.Txn(txn), Op: uint32(op)}, nil
+}
+
+// Close implements txlog.Log: it waits for the staged records to be
+// acknowledged, then stops.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	close(l.queue)
+	l.mu.Unlock()
+	<-l.done
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failed
+}

@@ -1,0 +1,191 @@
+package jetstream
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"sort"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tidings/tidings/txlog"
+)
+
+// Reads of fewer records than this get them one by one; longer ones
+// stream them through an ordered consumer, which costs a consumer on the
+// server but no round trip per record.
+const consumerFrom = 32
+
+// stallAfter is how many empty fetches in a row, while records are known
+// to be there, make a reader recreate its consumer: an ordered consumer
+// was seen to stop delivering without an error across a failover.
+const stallAfter = 3
+
+// Read implements txlog.Log. Every record comes with its stream sequence
+// checked against the one the reader expects: a consumer that starts
+// later than asked (JetStream starts one asked for a dropped sequence at
+// the first it has) or skips is a gap, ErrHistoryUnavailable, never
+// passed over.
+func (l *Log) Read(after txlog.Cursor) iter.Seq2[txlog.Record, error] {
+	return func(yield func(txlog.Record, error) bool) {
+		if err := txlog.CheckCursor(l, after); err != nil {
+			yield(txlog.Record{}, err)
+			return
+		}
+		if l.isClosed() {
+			yield(txlog.Record{}, txlog.ErrClosed)
+			return
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		start, err := l.startSeq(ctx, after.Pos)
+		if err != nil {
+			yield(txlog.Record{}, err)
+			return
+		}
+		l.readFrom(ctx, start, yield)
+	}
+}
+
+func (l *Log) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
+}
+
+// visible is the sequence of the last record readers may see.
+func (l *Log) visible() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.headSeq
+}
+
+// startSeq finds the first sequence whose record holds a write after p:
+// by txn, which grows with the sequence, from the index of sequences the
+// log has seen, else by bisecting the stream.
+func (l *Log) startSeq(ctx context.Context, p txlog.Pos) (uint64, error) {
+	l.mu.Lock()
+	lo, hi := max(l.firstSeq, 1), l.headSeq+1
+	x := &l.index
+	if i := sort.Search(len(x.txns), func(i int) bool { return x.txns[i] >= p.Txn }); i < len(x.seqs) {
+		hi = min(hi, x.seqs[i])
+		if i > 0 {
+			lo = max(lo, x.seqs[i-1]+1)
+		}
+	} else if i > 0 {
+		lo = max(lo, x.seqs[i-1]+1)
+	}
+	l.mu.Unlock()
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		rec, _, err := l.get(ctx, mid)
+		if err != nil {
+			return 0, err
+		}
+		if rec.Txn >= p.Txn {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	if lo > l.visible() {
+		return lo, nil
+	}
+	rec, _, err := l.get(ctx, lo)
+	if err != nil {
+		return 0, err
+	}
+	if rec.Txn == p.Txn && rec.Last().Compare(p) <= 0 {
+		lo++
+	}
+	return lo, nil
+}
+
+// readFrom yields the records from seq on, up to the head as it is when
+// the reader gets there.
+func (l *Log) readFrom(ctx context.Context, seq uint64, yield func(txlog.Record, error) bool) {
+	for seq <= l.visible() {
+		if l.isClosed() {
+			yield(txlog.Record{}, txlog.ErrClosed)
+			return
+		}
+		if l.visible()-seq+1 >= consumerFrom {
+			var ok bool
+			if seq, ok = l.consume(ctx, seq, yield); !ok {
+				return
+			}
+			continue
+		}
+		rec, _, err := l.get(ctx, seq)
+		if err != nil {
+			yield(txlog.Record{}, fmt.Errorf("%w (a reader at sequence %d)", err, seq))
+			return
+		}
+		if !yield(rec, nil) {
+			return
+		}
+		seq++
+	}
+}
+
+// consume streams records from seq through an ordered consumer until the
+// head as it was when it started, and returns the next sequence; false
+// when the reading is over (an error yielded, or the reader stopped).
+func (l *Log) consume(ctx context.Context, seq uint64, yield func(txlog.Record, error) bool) (uint64, bool) {
+	until := l.visible()
+	cons, err := l.js.OrderedConsumer(ctx, l.opt.Stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{l.subject},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    seq,
+	})
+	if err != nil {
+		yield(txlog.Record{}, fmt.Errorf("jetstream: a reader at sequence %d: %w", seq, err))
+		return seq, false
+	}
+	stalls := 0
+	for seq <= until {
+		if l.isClosed() {
+			yield(txlog.Record{}, txlog.ErrClosed)
+			return seq, false
+		}
+		batch, err := cons.Fetch(int(min(until-seq+1, 256)), jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			yield(txlog.Record{}, fmt.Errorf("jetstream: a reader at sequence %d: %w", seq, err))
+			return seq, false
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			md, err := m.Metadata()
+			if err != nil {
+				yield(txlog.Record{}, fmt.Errorf("jetstream: a reader at sequence %d: %w", seq, err))
+				return seq, false
+			}
+			if s := md.Sequence.Stream; s != seq {
+				// Retention dropped what the reader was to read next.
+				yield(txlog.Record{}, fmt.Errorf("%w: the reader expected sequence %d, the stream gave %d", txlog.ErrHistoryUnavailable, seq, s))
+				return seq, false
+			}
+			rec, err := txlog.DecodeRecord(m.Data())
+			if err != nil {
+				yield(txlog.Record{}, fmt.Errorf("jetstream: sequence %d: %w", seq, err))
+				return seq, false
+			}
+			if !yield(rec, nil) {
+				return seq, false
+			}
+			seq++
+		}
+		if got > 0 {
+			stalls = 0
+			continue
+		}
+		if stalls++; stalls >= stallAfter {
+			// Nothing while records are there: start a consumer again
+			// from where this one stopped.
+			return seq, true
+		}
+	}
+	return seq, true
+}
