@@ -63,9 +63,9 @@ type Log struct {
 	mu       sync.Mutex
 	closed   bool
 	clock    *txlog.Clock
-	nextSeq  uint64    // the sequence the next staged record gets
-	staged   txlog.Pos // the last write staged
-	failed   error     // the chain of appends broke: Stage refuses
+	nextSeq  uint64      // the sequence the next staged record gets
+	staged   txlog.Pos   // the last write staged
+	failed   error       // the chain of appends broke: Stage refuses
 	pending  []*inflight // staged, not yet acknowledged, in order
 	acked    chan struct{}
 	head     txlog.Pos // the last write acknowledged (visible)
