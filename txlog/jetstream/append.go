@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -106,8 +107,6 @@ func (l *Log) acknowledge() {
 		if err == nil {
 			l.head, l.headSeq = a.last, a.seq
 			l.index.add(a.seq, a.txn)
-			close(l.acked)
-			l.acked = make(chan struct{})
 		} else if l.failed == nil {
 			l.failed = err
 		}
@@ -121,21 +120,34 @@ func (l *Log) acknowledge() {
 	}
 }
 
-// settle waits for an append's acknowledgement. An error whose outcome is
-// unknown (a timeout, a lost connection) is resolved by sending the same
-// message again with its ID: JetStream answers a duplicate with the
-// sequence the first one got.
+// settle waits for an append's acknowledgement. Any failure is followed
+// by sending the same message again, with its ID and expected sequence,
+// until RetryFor has passed (a leader election takes seconds):
+//   - an outcome unknown (a timeout, a lost connection): JetStream answers
+//     the duplicate with the sequence the first one got;
+//   - a wrong last sequence: the record before this one was not in the
+//     stream yet when this one arrived (it was being retried), and now is;
+//     or this one is there already (stored, its answer lost).
+//
+// Only a record of someone else's at this sequence is a conflict.
 func (l *Log) settle(a *inflight) error {
 	var err error
+	// The client puts no timeout on an asynchronous publish unless its
+	// JetStream context was made with one: an answer lost with a killed
+	// leader would be waited for forever.
+	timer := time.NewTimer(l.opt.Timeout)
 	select {
 	case ack := <-a.fut.Ok():
+		timer.Stop()
 		return l.check(a, ack)
 	case err = <-a.fut.Err():
+		timer.Stop()
+	case <-timer.C:
+		err = context.DeadlineExceeded
 	}
-	if isWrongLast(err) {
-		return fmt.Errorf("%w: sequence %d was expected next: %v", ErrConflict, a.seq, err)
-	}
-	for range 3 {
+	deadline := time.Now().Add(l.opt.RetryFor)
+	wait := 50 * time.Millisecond
+	for {
 		ctx, cancel := context.WithTimeout(context.Background(), l.opt.Timeout)
 		ack, rerr := l.js.PublishMsg(ctx, a.msg, jetstream.WithMsgID(l.msgID(a.txn)), jetstream.WithExpectLastSequence(a.seq-1))
 		cancel()
@@ -143,13 +155,17 @@ func (l *Log) settle(a *inflight) error {
 			return l.check(a, ack)
 		}
 		if isWrongLast(rerr) {
-			// The stream is past a.seq-1: ours may be what moved it,
-			// stored before the de-duplication window saw the retry.
+			// The stream is past a.seq-1, and the record before this
+			// one is in it: is this one at a.seq?
 			return l.confirm(a, rerr)
 		}
 		err = rerr
+		if time.Now().After(deadline) || l.isClosing() {
+			return fmt.Errorf("jetstream: appending txn %d: %w", a.txn, err)
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, time.Second)
 	}
-	return fmt.Errorf("jetstream: appending txn %d: %w", a.txn, err)
 }
 
 // check verifies an acknowledgement: the record must be at the sequence

@@ -38,6 +38,10 @@ type Options struct {
 	Now func() time.Time
 	// Timeout bounds each request to the servers; default 10s.
 	Timeout time.Duration
+	// RetryFor is how long an append that failed is sent again before
+	// Wait reports the failure (its fate then unknown, and the log
+	// refusing further appends); default 60s, for leader elections.
+	RetryFor time.Duration
 }
 
 // Message headers of a record.
@@ -67,8 +71,7 @@ type Log struct {
 	staged   txlog.Pos   // the last write staged
 	failed   error       // the chain of appends broke: Stage refuses
 	pending  []*inflight // staged, not yet acknowledged, in order
-	acked    chan struct{}
-	head     txlog.Pos // the last write acknowledged (visible)
+	head     txlog.Pos   // the last write acknowledged (visible)
 	headSeq  uint64
 	index    seqIndex // txn of sequences seen, for cursors
 	firstSeq uint64   // the stream's first sequence, when Oldest last looked
@@ -89,6 +92,9 @@ func Open(ctx context.Context, js jetstream.JetStream, opt Options) (*Log, error
 	}
 	if opt.Timeout <= 0 {
 		opt.Timeout = 10 * time.Second
+	}
+	if opt.RetryFor <= 0 {
+		opt.RetryFor = 60 * time.Second
 	}
 	cfg := jetstream.StreamConfig{
 		Name:      opt.Stream,
@@ -134,7 +140,6 @@ func Open(ctx context.Context, js jetstream.JetStream, opt Options) (*Log, error
 		js: js, stream: stream, opt: opt, subject: opt.Subject,
 		id:    streamID(info.Config.Name, info.Created),
 		clock: txlog.NewClock(opt.Now),
-		acked: make(chan struct{}),
 		queue: make(chan *inflight, 1<<16),
 		done:  make(chan struct{}),
 	}
@@ -265,6 +270,9 @@ func parsePos(s string) (txlog.Pos, error) {
 	}
 	return txlog.Pos{Txn: txlog.Txn(txn), Op: uint32(op)}, nil
 }
+
+// isClosing reports whether Close was called.
+func (l *Log) isClosing() bool { return l.isClosed() }
 
 // Close implements txlog.Log: it waits for the staged records to be
 // acknowledged, then stops.
