@@ -16,8 +16,9 @@ import (
 // sharing an fsync) beside JetStream on one embedded server (R1) and on an
 // R3 stream of an in-process three-server cluster. A JetStream append is
 // acknowledged once on a quorum of servers, not fsynced (see the package
-// doc): the rows are not the same guarantee.
-func benchLogs(b *testing.B) []struct {
+// doc): the rows are not the same guarantee. The servers live as long as
+// parent, the benchmark that runs the others.
+func benchLogs(parent *testing.B) []struct {
 	name string
 	open func(b *testing.B) txlog.Log
 } {
@@ -35,13 +36,13 @@ func benchLogs(b *testing.B) []struct {
 		}},
 		{"jetstream-r1", func(b *testing.B) txlog.Log {
 			if r1 == "" {
-				r1 = runServer(b).ClientURL()
+				r1 = runServer(parent).ClientURL()
 			}
 			return openLog(b, connect(b, r1), Options{})
 		}},
 		{"jetstream-r3", func(b *testing.B) txlog.Log {
 			if r3 == "" {
-				r3 = runCluster(b, 3)[0].ClientURL()
+				r3 = runCluster(parent, 3)[0].ClientURL()
 			}
 			return openLog(b, connect(b, r3), Options{Replicas: 3})
 		}},

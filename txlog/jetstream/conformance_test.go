@@ -3,6 +3,7 @@ package jetstream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -134,4 +135,28 @@ func TestRecreated(t *testing.T) {
 		return
 	}
 	t.Fatal("an old cursor read nothing, not even an error")
+}
+
+// TestSilentStart: an ordered consumer asked for a sequence retention has
+// dropped starts at the first it has, without a word; the reader must say
+// ErrHistoryUnavailable, not read on from there.
+func TestSilentStart(t *testing.T) {
+	s := runServer(t)
+	l := openLog(t, connect(t, s.ClientURL()), Options{Memory: true, MaxRecords: 10})
+	defer l.Close()
+	for i := range 100 {
+		appendOne(t, l, fmt.Sprint(i))
+	}
+	var got error
+	l.consume(context.Background(), 1, func(_ txlog.Record, err error) bool {
+		got = err
+		return false
+	})
+	if !errors.Is(got, txlog.ErrHistoryUnavailable) {
+		t.Fatalf("a consumer from a dropped sequence: %v", got)
+	}
+	// And one by one: a dropped sequence is not there.
+	if _, _, err := l.get(context.Background(), 1); !errors.Is(err, txlog.ErrHistoryUnavailable) {
+		t.Fatalf("a get of a dropped sequence: %v", err)
+	}
 }
