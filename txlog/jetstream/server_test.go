@@ -122,18 +122,6 @@ func runCluster(t testing.TB, n int) []*server.Server {
 			t.Fatal("a NATS server did not start")
 		}
 	}
-	js := connect(t, servers[0].ClientURL())
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := js.AccountInfo(ctx)
-		cancel()
-		if err == nil {
-			return servers
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the JetStream cluster did not form: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitJetStream(t, connect(t, servers[0].ClientURL()))
+	return servers
 }
