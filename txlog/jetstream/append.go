@@ -19,18 +19,25 @@ type inflight struct {
 	seq  uint64    // the sequence it must get
 	last txlog.Pos // its last write
 	msg  *nats.Msg
-	fut  jetstream.PubAckFuture
-	done chan struct{}
-	err  error
+	// prevID is the message ID of the record it must follow: expecting
+	// it, and not only a sequence, makes a chain of appends stop at the
+	// first one another appender displaced, rather than go on after the
+	// other's record.
+	prevID string
+	fut    jetstream.PubAckFuture
+	done   chan struct{}
+	err    error
 }
 
 // ErrTooLarge: a record's message would exceed the servers' max_payload
 // (1 MiB by default). Nothing was staged.
 var ErrTooLarge = errors.New("jetstream: the record is larger than a message may be")
 
-// ErrConflict: the stream had another record where this log expected to
-// append (another appender wrote to it). The log refuses further appends;
-// reopen it.
+// ErrConflict: the stream had another appender's record where this log
+// expected to append. The append failed, and so did the ones staged after
+// it; Stage refuses until they are all settled, then appends after the
+// stream's last record. A caller that computed a record from what it had
+// read must read what the other appender wrote, and compute it again.
 var ErrConflict = errors.New("jetstream: the stream moved under the log")
 
 // Stage implements txlog.Log. The record is published at once, without
@@ -43,10 +50,18 @@ func (l *Log) Stage(ws []txlog.Write) (txlog.Txn, error) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch {
-	case l.closed:
+	if l.closed {
 		return 0, txlog.ErrClosed
-	case l.failed != nil:
+	}
+	if errors.Is(l.failed, ErrConflict) && len(l.pending) == 0 {
+		// Another appender's record is where this log expected to
+		// append, and every append of the broken chain is settled:
+		// follow the stream's last record from now on.
+		if err := l.resync(); err != nil {
+			return 0, err
+		}
+	}
+	if l.failed != nil {
 		return 0, l.failed
 	}
 	rec := txlog.Record{Txn: l.clock.Next(), Writes: ws}
@@ -56,17 +71,44 @@ func (l *Log) Stage(ws []txlog.Write) (txlog.Txn, error) {
 	if size := int64(len(msg.Data) + 256); size > l.js.Conn().MaxPayload() {
 		return 0, fmt.Errorf("%w: %d bytes, the servers take %d", ErrTooLarge, len(msg.Data), l.js.Conn().MaxPayload())
 	}
-	a := &inflight{txn: rec.Txn, seq: l.nextSeq, last: rec.Last(), msg: msg, done: make(chan struct{})}
-	fut, err := l.js.PublishMsgAsync(msg, jetstream.WithMsgID(l.msgID(rec.Txn)), jetstream.WithExpectLastSequence(a.seq-1))
+	a := &inflight{txn: rec.Txn, seq: l.nextSeq, last: rec.Last(), msg: msg, prevID: l.lastID, done: make(chan struct{})}
+	fut, err := l.js.PublishMsgAsync(msg, l.publishOpts(a)...)
 	if err != nil {
 		return 0, fmt.Errorf("jetstream: publishing: %w", err)
 	}
 	a.fut = fut
 	l.nextSeq++
 	l.staged = a.last
+	l.lastID = l.msgID(a.txn)
 	l.pending = append(l.pending, a)
 	l.queue <- a
 	return a.txn, nil
+}
+
+// publishOpts are an append's conditions: its ID, and what the stream's
+// last message must be (sequence and ID).
+func (l *Log) publishOpts(a *inflight) []jetstream.PublishOpt {
+	opts := []jetstream.PublishOpt{jetstream.WithMsgID(l.msgID(a.txn)), jetstream.WithExpectLastSequence(a.seq - 1)}
+	if a.prevID != "" {
+		opts = append(opts, jetstream.WithExpectLastMsgID(a.prevID))
+	}
+	return opts
+}
+
+// resync follows the stream's last record after a conflict. Called with
+// l.mu held and no append pending.
+func (l *Log) resync() error {
+	ctx, cancel := context.WithTimeout(context.Background(), l.opt.Timeout)
+	defer cancel()
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("jetstream: after a conflict: %w", err)
+	}
+	if err := l.sync(ctx, info.State.LastSeq, info.State.Msgs); err != nil {
+		return err
+	}
+	l.failed = nil
+	return nil
 }
 
 // msgID is a record's message ID: the log and the txn, which JetStream
@@ -104,10 +146,10 @@ func (l *Log) acknowledge() {
 		err := l.settle(a)
 		l.mu.Lock()
 		l.pending = l.pending[1:]
-		if err == nil {
+		if err == nil && l.failed == nil {
 			l.head, l.headSeq = a.last, a.seq
 			l.index.add(a.seq, a.txn)
-		} else if l.failed == nil {
+		} else if err != nil && l.failed == nil {
 			l.failed = err
 		}
 		if a.err = err; a.err == nil && l.failed != nil {
@@ -149,7 +191,7 @@ func (l *Log) settle(a *inflight) error {
 	wait := 50 * time.Millisecond
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), l.opt.Timeout)
-		ack, rerr := l.js.PublishMsg(ctx, a.msg, jetstream.WithMsgID(l.msgID(a.txn)), jetstream.WithExpectLastSequence(a.seq-1))
+		ack, rerr := l.js.PublishMsg(ctx, a.msg, l.publishOpts(a)...)
 		cancel()
 		if rerr == nil {
 			return l.check(a, ack)
@@ -190,12 +232,12 @@ func (l *Log) confirm(a *inflight, cause error) error {
 }
 
 // isWrongLast reports JetStream's refusal of an append whose expected last
-// sequence is not the stream's (error code 10071, or 10164 on a replicated
-// stream).
+// sequence or message ID is not the stream's (error codes 10071, or 10164
+// on a replicated stream, and 10070, which nats.go has no name for).
 func isWrongLast(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant || apiErr.ErrorCode == 10070)
 }
 
 // seqIndex maps the sequences the log has seen to their txns, for finding

@@ -27,15 +27,19 @@
 // # Appending
 //
 // Stage publishes at once, without waiting, each message expecting the
-// sequence after the one staged before it: the appends form a chain the
-// stream takes in order, many at once on the wire. Wait returns when the
-// record and all before it are acknowledged; Head moves in staging order.
-// A message carries an ID made of the log's identity and its txn, which
-// JetStream de-duplicates: an append whose outcome is unknown (a timeout,
-// a lost connection) is sent again and answered with the sequence it got
-// the first time. If the stream holds another record where the log
-// expected to append (another appender wrote to it), the append fails
-// with ErrConflict and the log refuses further appends.
+// stream's last message to be the one staged before it, by sequence and
+// by message ID: the appends form a chain the stream takes in order, many
+// at once on the wire, and that stops at the first link another appender
+// displaced (by sequence alone, the links after it would land after the
+// other's record). Wait returns when the record and all before it are
+// acknowledged; Head moves in staging order. A message's ID is the log's
+// identity and its txn, which JetStream de-duplicates: an append whose
+// outcome is unknown (a timeout, a lost connection, a leader killed) is
+// sent again until Options.RetryFor, and answered with the sequence it got
+// the first time. If the stream holds another appender's record where the
+// log expected to append, that append and the rest of its chain fail with
+// ErrConflict; once they are settled, the log follows the stream's last
+// record, and the next Stage appends after it.
 //
 // # What an acknowledged append means
 //

@@ -69,6 +69,7 @@ type Log struct {
 	clock    *txlog.Clock
 	nextSeq  uint64      // the sequence the next staged record gets
 	staged   txlog.Pos   // the last write staged
+	lastID   string      // the message ID of the record staged last (or read last)
 	failed   error       // the chain of appends broke: Stage refuses
 	pending  []*inflight // staged, not yet acknowledged, in order
 	head     txlog.Pos   // the last write acknowledged (visible)
@@ -146,18 +147,36 @@ func Open(ctx context.Context, js jetstream.JetStream, opt Options) (*Log, error
 	l.idText = fmt.Sprintf("%x", l.id[:])
 	l.nextSeq = info.State.LastSeq + 1
 	l.headSeq = info.State.LastSeq
-	if info.State.Msgs > 0 {
-		rec, _, err := l.get(rctx, info.State.LastSeq)
-		if err != nil {
-			return nil, err
-		}
-		l.head = rec.Last()
-		l.staged = l.head
-		l.clock.Observe(rec.Txn)
-		l.index.add(info.State.LastSeq, rec.Txn)
+	if err := l.sync(rctx, info.State.LastSeq, info.State.Msgs); err != nil {
+		return nil, err
 	}
 	go l.acknowledge()
 	return l, nil
+}
+
+// sync takes the stream's last record as the one the next append
+// follows: at open, and after another appender's record took the place
+// this log expected to append at. Called with no append pending, and
+// l.mu held (or before the log is shared).
+func (l *Log) sync(ctx context.Context, lastSeq, msgs uint64) error {
+	l.nextSeq, l.headSeq = lastSeq+1, lastSeq
+	if msgs == 0 {
+		return nil
+	}
+	m, err := l.stream.GetMsg(ctx, lastSeq)
+	if err != nil {
+		return fmt.Errorf("jetstream: reading the last record, sequence %d: %w", lastSeq, err)
+	}
+	rec, err := txlog.DecodeRecord(m.Data)
+	if err != nil {
+		return fmt.Errorf("jetstream: sequence %d: %w", lastSeq, err)
+	}
+	l.head = rec.Last()
+	l.staged = l.head
+	l.lastID = m.Header.Get(jetstream.MsgIDHeader)
+	l.clock.Observe(rec.Txn)
+	l.index.add(lastSeq, rec.Txn)
+	return nil
 }
 
 // streamID is the log's identity: the stream's name and the time it was
