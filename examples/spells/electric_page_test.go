@@ -196,14 +196,7 @@ var electricSnippet = regexp.MustCompile(`(?s)node --input-type=module - <<'EOF'
 // write endpoint, as the README's curl does, and it prints the fire set
 // without it: the broker's fire set each time.
 func TestREADMEElectricSnippet(t *testing.T) {
-	text, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme := string(text)
-	if !strings.Contains(readme, "cd transport/electric/testdata/node && npm ci") {
-		t.Fatal("the README no longer runs its Electric snippet in transport/electric/testdata/node")
-	}
+	readme := readREADME(t, "transport/electric/testdata/node")
 	snippets := electricSnippet.FindAllStringSubmatch(readme, -1)
 	const origin = "http://localhost:8080"
 	if len(snippets) != 1 || strings.Count(snippets[0][1], origin) != 1 {

@@ -35,14 +35,7 @@ const moveSpell1 = `{"writes":[{"action":"update","collection":"spells","id":"1"
 // through the native write endpoint, as the README's curl does, and the
 // snippet prints the version the broker committed.
 func TestREADMEFaunaSnippets(t *testing.T) {
-	text, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme := string(text)
-	if !strings.Contains(readme, "cd transport/fauna/testdata/node && npm ci") {
-		t.Fatal("the README no longer runs its Fauna snippets in transport/fauna/testdata/node")
-	}
+	readme := readREADME(t, "transport/fauna/testdata/node")
 	if !strings.Contains(readme, "-d '"+moveSpell1+"'") {
 		t.Fatalf("the README no longer moves spell 1 with %s", moveSpell1)
 	}
@@ -157,4 +150,19 @@ func startExample(t *testing.T, faunaAddr string) (*broker.Broker, *servers) {
 		s.shutdown(ctx)
 	})
 	return b, s
+}
+
+// readREADME reads the repository's README, which must still tell to run
+// its snippets from dir after npm ci there.
+func readREADME(t *testing.T, dir string) string {
+	t.Helper()
+	text, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(text)
+	if !strings.Contains(readme, "cd "+dir+" && npm ci") {
+		t.Fatalf("the README no longer runs its snippets in %s", dir)
+	}
+	return readme
 }
