@@ -221,15 +221,7 @@ func TestREADMEElectricSnippet(t *testing.T) {
 	if line := printed("at first"); !strings.Contains(readme, "It prints `"+line+"`") {
 		t.Errorf("the README does not say that the snippet prints %s", line)
 	}
-	resp, err := http.Post(s.url+"/tidings/write", "application/json", strings.NewReader(moveSpell1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("moving spell 1: %s", resp.Status)
-	}
+	moveSpell1To(t, s.url)
 	printed("spell 1 moved to water")
 }
 

@@ -63,15 +63,7 @@ func TestREADMEFaunaSnippets(t *testing.T) {
 			if want := map[string]string{"faunadb": "start ", "fauna": "status "}[driver]; !strings.HasPrefix(first, want) {
 				t.Fatalf("the snippet printed %q first, want %s<txn>", first, want)
 			}
-			resp, err := http.Post(s.url+"/tidings/write", "application/json", strings.NewReader(moveSpell1))
-			if err != nil {
-				t.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("moving spell 1: %s", resp.Status)
-			}
+			moveSpell1To(t, s.url)
 			doc, _ := b.Get(txlog.Ref{Collection: "spells", ID: "1"})
 			var want map[string]any
 			if err := json.Unmarshal(doc.Data, &want); err != nil || want["element"] != "water" {
@@ -165,4 +157,19 @@ func readREADME(t *testing.T, dir string) string {
 		t.Fatalf("the README no longer runs its snippets in %s", dir)
 	}
 	return readme
+}
+
+// moveSpell1To moves spell 1 to water through the example's write
+// endpoint at url, as the README's curl does.
+func moveSpell1To(t *testing.T, url string) {
+	t.Helper()
+	resp, err := http.Post(url+"/tidings/write", "application/json", strings.NewReader(moveSpell1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("moving spell 1: %s", resp.Status)
+	}
 }

@@ -523,18 +523,9 @@ func cannedUpToDate(txn int) string {
 // and its up-to-date, one chunk each, as the handler writes them.
 func sseClientAllocs(b *testing.B) float64 {
 	const runs = 1000
-	var s strings.Builder
-	s.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
-	for i := range runs + 1 {
-		group := "data: " + cannedInsert(i+2) + "\n\ndata: " + cannedUpToDate(i+2) + "\n\n"
-		fmt.Fprintf(&s, "%x\r\n%s\r\n", len(group), group)
-	}
-	s.WriteString("0\r\n\r\n")
-	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(s.String())), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	body := bufio.NewReader(resp.Body)
+	body := cannedSSE(b, runs+1, func(i int) string {
+		return "data: " + cannedInsert(i+2) + "\n\ndata: " + cannedUpToDate(i+2) + "\n\n"
+	})
 	return testing.AllocsPerRun(runs, func() {
 		if n, err := readSSEGroup(body); n != 1 || err != nil {
 			b.Fatalf("the canned stream: %d inserts, %v", n, err)
@@ -546,18 +537,9 @@ func sseClientAllocs(b *testing.B) float64 {
 // chunk each.
 func nativeClientAllocs(b *testing.B) float64 {
 	const runs = 1000
-	var s strings.Builder
-	s.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
-	for i := range runs + 1 {
-		event := "id: c" + strconv.Itoa(i) + "\nevent: set\ndata: " + cannedInsert(i) + "\n\n"
-		fmt.Fprintf(&s, "%x\r\n%s\r\n", len(event), event)
-	}
-	s.WriteString("0\r\n\r\n")
-	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(s.String())), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	body := bufio.NewReader(resp.Body)
+	body := cannedSSE(b, runs+1, func(i int) string {
+		return "id: c" + strconv.Itoa(i) + "\nevent: set\ndata: " + cannedInsert(i) + "\n\n"
+	})
 	return testing.AllocsPerRun(runs, func() {
 		if err := readNativeSet(body); err != nil {
 			b.Fatal(err)
@@ -591,4 +573,22 @@ func pollClientAllocs(b *testing.B) float64 {
 			b.Fatalf("the canned response: %d inserts, %v", n, err)
 		}
 	})
+}
+
+// cannedSSE is the body of a canned SSE response of n chunks, chunk(i)
+// each, as a client reads it from the wire: for measuring the clients'
+// own allocations apart from the server's.
+func cannedSSE(b *testing.B, n int, chunk func(i int) string) *bufio.Reader {
+	var s strings.Builder
+	s.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+	for i := range n {
+		c := chunk(i)
+		fmt.Fprintf(&s, "%x\r\n%s\r\n", len(c), c)
+	}
+	s.WriteString("0\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(s.String())), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return bufio.NewReader(resp.Body)
 }
