@@ -39,7 +39,7 @@ func TestLeaderKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitJetStream(t, js)
+	waitJetStream(t, js, 3)
 	name := newStreamName()
 	l := openLog(t, js, Options{Stream: name, Replicas: 3, Timeout: 2 * time.Second})
 	defer l.Close()
@@ -175,19 +175,28 @@ func TestLeaderKilled(t *testing.T) {
 		len(acked), len(acked)-before, leader, failures, len(all), gap.Round(time.Millisecond))
 }
 
-// waitJetStream waits until the cluster answers JetStream requests.
-func waitJetStream(t testing.TB, js jetstream.JetStream) {
+// waitJetStream waits until the cluster can place a stream of the given
+// number of replicas: JetStream answers requests as soon as it has a
+// meta leader, before every server is known to be online, and a stream
+// of 3 replicas made then is refused with "no suitable peers".
+func waitJetStream(t testing.TB, js jetstream.JetStream, replicas int) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
+	name := newStreamName()
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := js.AccountInfo(ctx)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := js.CreateStream(ctx, jetstream.StreamConfig{
+			Name: name, Subjects: []string{name}, Replicas: replicas, Storage: jetstream.MemoryStorage,
+		})
+		if err == nil {
+			err = js.DeleteStream(ctx, name)
+		}
 		cancel()
 		if err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("JetStream did not answer: %v", err)
+			t.Fatalf("JetStream cannot place a stream of %d replicas: %v", replicas, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -122,6 +122,6 @@ func runCluster(t testing.TB, n int) []*server.Server {
 			t.Fatal("a NATS server did not start")
 		}
 	}
-	waitJetStream(t, connect(t, servers[0].ClientURL()))
+	waitJetStream(t, connect(t, servers[0].ClientURL()), n)
 	return servers
 }
