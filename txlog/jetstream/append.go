@@ -29,8 +29,10 @@ type inflight struct {
 	err    error
 }
 
-// ErrTooLarge: a record's message would exceed the servers' max_payload
-// (1 MiB by default). Nothing was staged.
+// ErrTooLarge: a record does not fit in a message (the servers'
+// max_payload, 1 MiB by default) and cannot go in parts: the stream does
+// not allow atomic batches, or the servers refused the batch as too
+// large. Nothing was staged.
 var ErrTooLarge = errors.New("jetstream: the record is larger than a message may be")
 
 // ErrConflict: the stream had another appender's record where this log
@@ -48,9 +50,11 @@ func (l *Log) Stage(ws []txlog.Write) (txlog.Txn, error) {
 	if err := txlog.CheckWrites(ws); err != nil {
 		return 0, err
 	}
+	l.stageMu.Lock()
+	defer l.stageMu.Unlock()
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed {
+		l.mu.Unlock()
 		return 0, txlog.ErrClosed
 	}
 	if errors.Is(l.failed, ErrConflict) && len(l.pending) == 0 {
@@ -58,19 +62,24 @@ func (l *Log) Stage(ws []txlog.Write) (txlog.Txn, error) {
 		// append, and every append of the broken chain is settled:
 		// follow the stream's last record from now on.
 		if err := l.resync(); err != nil {
+			l.mu.Unlock()
 			return 0, err
 		}
 	}
 	if l.failed != nil {
+		defer l.mu.Unlock()
 		return 0, l.failed
 	}
 	rec := txlog.Record{Txn: l.clock.Next(), Writes: ws}
 	msg := nats.NewMsg(l.subject)
 	msg.Data = txlog.AppendRecord(nil, &rec)
-	msg.Header.Set(hdrPrev, formatPos(l.staged))
-	if size := int64(len(msg.Data) + 256); size > l.js.Conn().MaxPayload() {
-		return 0, fmt.Errorf("%w: %d bytes, the servers take %d", ErrTooLarge, len(msg.Data), l.js.Conn().MaxPayload())
+	if len(msg.Data) > l.partSize() {
+		// The txn taken is left unused: txns only need to increase.
+		l.mu.Unlock()
+		return l.stageParts(ws)
 	}
+	defer l.mu.Unlock()
+	msg.Header.Set(hdrPrev, formatPos(l.staged))
 	a := &inflight{txn: rec.Txn, seq: l.nextSeq, last: rec.Last(), msg: msg, prevID: l.lastID, done: make(chan struct{})}
 	fut, err := l.js.PublishMsgAsync(msg, l.publishOpts(a)...)
 	if err != nil {
@@ -222,13 +231,7 @@ func (l *Log) check(a *inflight, ack *jetstream.PubAck) error {
 // confirm reads the message at a's sequence: if it is a's, the append
 // succeeded.
 func (l *Log) confirm(a *inflight, cause error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), l.opt.Timeout)
-	defer cancel()
-	m, err := l.stream.GetMsg(ctx, a.seq)
-	if err == nil && m.Header.Get(jetstream.MsgIDHeader) == l.msgID(a.txn) {
-		return nil
-	}
-	return fmt.Errorf("%w: txn %d: %v", ErrConflict, a.txn, cause)
+	return l.confirmAt(a.seq, l.msgID(a.txn), cause)
 }
 
 // isWrongLast reports JetStream's refusal of an append whose expected last

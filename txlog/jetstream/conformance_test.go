@@ -38,23 +38,6 @@ func TestConformanceCluster(t *testing.T) {
 	})
 }
 
-// TestTooLarge: a record larger than a message is refused at Stage, and
-// the log goes on.
-func TestTooLarge(t *testing.T) {
-	s := runServer(t)
-	l := openLog(t, connect(t, s.ClientURL()), Options{Memory: true})
-	defer l.Close()
-	big := []txlog.Write{{Ref: txlog.Ref{Collection: "c", ID: "1"}, Action: txlog.ActionCreate, After: make([]byte, 2<<20)}}
-	if _, err := l.Stage(big); !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("Stage of 2 MiB: %v", err)
-	}
-	small := []txlog.Write{{Ref: txlog.Ref{Collection: "c", ID: "1"}, Action: txlog.ActionCreate, After: []byte(`{}`)}}
-	txn, err := l.Stage(small)
-	if err != nil || l.Wait(txn) != nil || l.Head().Txn != txn {
-		t.Fatalf("after a refusal: %v, head %v", err, l.Head())
-	}
-}
-
 func write(id string) []txlog.Write {
 	return []txlog.Write{{Ref: txlog.Ref{Collection: "c", ID: id}, Action: txlog.ActionCreate, After: []byte(`{}`)}}
 }
@@ -156,7 +139,7 @@ func TestSilentStart(t *testing.T) {
 		t.Fatalf("a consumer from a dropped sequence: %v", got)
 	}
 	// And one by one: a dropped sequence is not there.
-	if _, _, err := l.get(context.Background(), 1); !errors.Is(err, txlog.ErrHistoryUnavailable) {
+	if _, err := l.get(context.Background(), 1); !errors.Is(err, txlog.ErrHistoryUnavailable) {
 		t.Fatalf("a get of a dropped sequence: %v", err)
 	}
 }

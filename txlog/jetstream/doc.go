@@ -16,7 +16,8 @@
 // A record is one message, on Options.Subject, in the record encoding of
 // the file log (txlog.AppendRecord), with a header naming the position of
 // the last write of the record before it, so that Oldest is exact however
-// retention dropped that record. Positions map to stream sequences; the
+// retention dropped that record. A record larger than a message goes in
+// parts (see Limits). Positions map to stream sequences; the
 // log finds the sequence of a cursor from the sequences it has seen, or by
 // bisecting the stream. Txns strictly increase in stream order: the log
 // reads the last record when it opens, and its clock never goes below it.
@@ -66,7 +67,15 @@
 // # Limits
 //
 // A message holds at most the servers' max_payload (1 MiB by default), its
-// headers included: Stage refuses a larger record with ErrTooLarge.
-// (JetStream's atomic batches could carry one in pieces, all or nothing,
-// but the Go client has no API for them yet.)
+// headers included. A larger record goes in parts, consecutive messages
+// published as one JetStream atomic batch (nats-server 2.12 and later; a
+// stream Open creates allows them), which the stream stores all together
+// or not at all; readers put the parts together. A batch can expect the
+// stream's last sequence but not its last message ID, so a record in parts
+// waits for the appends staged before it, and Stage returns once it is in
+// the stream: such records are not pipelined. Retention drops messages,
+// not records: a record whose first parts it dropped is gone, and Oldest
+// is after it. On a stream without atomic batches, and beyond the servers'
+// batch size (1000 messages by default), Stage refuses a record larger
+// than a message with ErrTooLarge.
 package jetstream

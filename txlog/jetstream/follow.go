@@ -73,6 +73,7 @@ func (l *Log) tail(ctx context.Context, seq uint64, yield func(txlog.Record, err
 		return seq, true
 	}
 	defer msgs.Stop()
+	var as assembly
 	for {
 		wctx, cancel := context.WithTimeout(ctx, followWait)
 		m, err := msgs.Next(jetstream.NextContext(wctx))
@@ -88,31 +89,39 @@ func (l *Log) tail(ctx context.Context, seq uint64, yield func(txlog.Record, err
 			// Nothing for a while: is there something the consumer
 			// should have delivered?
 			if l.streamLast(ctx) >= seq {
-				return seq, true
+				return as.resume(seq), true
 			}
 			continue
 		}
 		if err != nil {
-			return seq, true
+			return as.resume(seq), true
 		}
 		md, err := m.Metadata()
 		if err != nil {
-			return seq, true
+			return as.resume(seq), true
 		}
 		if s := md.Sequence.Stream; s != seq {
 			yield(txlog.Record{}, fmt.Errorf("%w: the follower expected sequence %d, the stream gave %d", txlog.ErrHistoryUnavailable, seq, s))
 			return seq, false
 		}
-		rec, err := txlog.DecodeRecord(m.Data())
+		data, done, err := as.add(seq, m.Headers(), m.Data())
 		if err != nil {
-			yield(txlog.Record{}, fmt.Errorf("jetstream: sequence %d: %w", seq, err))
-			return seq, false
-		}
-		l.learn(seq, rec, m.Headers().Get(jetstream.MsgIDHeader))
-		if !yield(rec, nil) {
+			yield(txlog.Record{}, err)
 			return seq, false
 		}
 		seq++
+		if !done {
+			continue
+		}
+		rec, err := txlog.DecodeRecord(data)
+		if err != nil {
+			yield(txlog.Record{}, fmt.Errorf("jetstream: sequence %d: %w", seq-1, err))
+			return seq, false
+		}
+		l.learn(as.first, seq-1, rec, m.Headers().Get(jetstream.MsgIDHeader))
+		if !yield(rec, nil) {
+			return seq, false
+		}
 	}
 }
 
@@ -130,10 +139,10 @@ func (l *Log) streamLast(ctx context.Context) uint64 {
 // learn takes note of a record a follower read: beyond the head, it moves
 // the head; and when no append of this log is on the way, the next Stage
 // follows it.
-func (l *Log) learn(seq uint64, rec txlog.Record, id string) {
+func (l *Log) learn(first, seq uint64, rec txlog.Record, id string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.index.add(seq, rec.Txn)
+	l.index.add(first, rec.Txn)
 	if seq <= l.headSeq {
 		return
 	}

@@ -64,19 +64,31 @@ type Log struct {
 	idText  string
 	subject string
 
-	mu       sync.Mutex
-	closed   bool
-	clock    *txlog.Clock
-	nextSeq  uint64      // the sequence the next staged record gets
-	staged   txlog.Pos   // the last write staged
-	lastID   string      // the message ID of the record staged last (or read last)
-	failed   error       // the chain of appends broke: Stage refuses
-	pending  []*inflight // staged, not yet acknowledged, in order
-	head     txlog.Pos   // the last write acknowledged (visible)
-	headSeq  uint64
-	index    seqIndex // txn of sequences seen, for cursors
-	firstSeq uint64   // the stream's first sequence, when Oldest last looked
-	oldest   txlog.Pos
+	// stageMu orders Stage calls: a record in parts waits, before it is
+	// published, for the appends staged before it.
+	stageMu sync.Mutex
+	// atomic: the stream takes atomic batches, so a record larger than a
+	// message goes in parts.
+	atomic bool
+
+	mu      sync.Mutex
+	closed  bool
+	clock   *txlog.Clock
+	nextSeq uint64      // the sequence the next staged record gets
+	staged  txlog.Pos   // the last write staged
+	lastID  string      // the message ID of the record staged last (or read last)
+	failed  error       // the chain of appends broke: Stage refuses
+	pending []*inflight // staged, not yet acknowledged, in order
+	head    txlog.Pos   // the last write acknowledged (visible)
+	headSeq uint64
+	index   seqIndex // txn of sequences seen (a record's first part), for cursors
+	// streamFirst is the stream's first sequence when Oldest last looked,
+	// firstSeq the first part of its first whole record then (retention
+	// may have dropped the first parts of a record), and oldest the
+	// position before it.
+	streamFirst uint64
+	firstSeq    uint64
+	oldest      txlog.Pos
 
 	queue chan *inflight // to the acknowledger, in staging order
 	done  chan struct{}
@@ -110,6 +122,8 @@ func Open(ctx context.Context, js jetstream.JetStream, opt Options) (*Log, error
 		// Reads go to the leader: a direct get may be answered by a
 		// replica that lags behind an acknowledgement.
 		AllowDirect: false,
+		// A record larger than a message goes in parts, as one batch.
+		AllowAtomicPublish: true,
 	}
 	if opt.MaxRecords > 0 {
 		cfg.MaxMsgs = opt.MaxRecords
@@ -139,10 +153,11 @@ func Open(ctx context.Context, js jetstream.JetStream, opt Options) (*Log, error
 	}
 	l := &Log{
 		js: js, stream: stream, opt: opt, subject: opt.Subject,
-		id:    streamID(info.Config.Name, info.Created),
-		clock: txlog.NewClock(opt.Now),
-		queue: make(chan *inflight, 1<<16),
-		done:  make(chan struct{}),
+		id:     streamID(info.Config.Name, info.Created),
+		atomic: info.Config.AllowAtomicPublish,
+		clock:  txlog.NewClock(opt.Now),
+		queue:  make(chan *inflight, 1<<16),
+		done:   make(chan struct{}),
 	}
 	l.idText = fmt.Sprintf("%x", l.id[:])
 	l.nextSeq = info.State.LastSeq + 1
@@ -163,19 +178,15 @@ func (l *Log) sync(ctx context.Context, lastSeq, msgs uint64) error {
 	if msgs == 0 {
 		return nil
 	}
-	m, err := l.stream.GetMsg(ctx, lastSeq)
+	st, err := l.get(ctx, lastSeq)
 	if err != nil {
-		return fmt.Errorf("jetstream: reading the last record, sequence %d: %w", lastSeq, err)
+		return fmt.Errorf("jetstream: reading the last record: %w", err)
 	}
-	rec, err := txlog.DecodeRecord(m.Data)
-	if err != nil {
-		return fmt.Errorf("jetstream: sequence %d: %w", lastSeq, err)
-	}
-	l.head = rec.Last()
+	l.head = st.rec.Last()
 	l.staged = l.head
-	l.lastID = m.Header.Get(jetstream.MsgIDHeader)
-	l.clock.Observe(rec.Txn)
-	l.index.add(lastSeq, rec.Txn)
+	l.lastID = st.id
+	l.clock.Observe(st.rec.Txn)
+	l.index.add(st.first, st.rec.Txn)
 	return nil
 }
 
@@ -203,8 +214,8 @@ func (l *Log) Head() txlog.Pos {
 }
 
 // Oldest implements txlog.Log. It asks the stream where it starts: the
-// position before its first message is in that message's header, exact
-// however retention dropped the records before it.
+// position before its first whole record is in that record's header,
+// exact however retention dropped the records before it.
 func (l *Log) Oldest() txlog.Pos {
 	ctx, cancel := context.WithTimeout(context.Background(), l.opt.Timeout)
 	defer cancel()
@@ -218,55 +229,134 @@ func (l *Log) Oldest() txlog.Pos {
 	}
 	first := info.State.FirstSeq
 	l.mu.Lock()
-	if first == l.firstSeq {
+	if first == l.streamFirst {
 		defer l.mu.Unlock()
 		return l.oldest
 	}
 	l.mu.Unlock()
 	var oldest txlog.Pos
+	firstRec := first
 	switch {
 	case first <= 1:
 	case info.State.Msgs == 0:
 		// Everything dropped: all up to the last record.
 		oldest = l.Head()
 	default:
-		_, prev, err := l.get(ctx, first)
+		firstRec, oldest, err = l.firstRecord(ctx, first, info.State.LastSeq)
 		if err != nil {
 			l.mu.Lock()
 			defer l.mu.Unlock()
 			return l.oldest
 		}
-		oldest = prev
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if oldest.Compare(l.oldest) > 0 {
-		l.oldest, l.firstSeq = oldest, first
+	if oldest.Compare(l.oldest) >= 0 {
+		l.oldest, l.streamFirst, l.firstSeq = oldest, first, firstRec
 	}
 	return l.oldest
 }
 
-// get reads the record at seq and the position before it.
-func (l *Log) get(ctx context.Context, seq uint64) (txlog.Record, txlog.Pos, error) {
-	m, err := l.stream.GetMsg(ctx, seq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return txlog.Record{}, txlog.Pos{}, fmt.Errorf("%w: sequence %d is not in the stream", txlog.ErrHistoryUnavailable, seq)
-	}
+// firstRecord finds the first whole record from the stream's first
+// sequence, and the position before it. Retention drops messages, not
+// records: the first parts of a record may be gone, and the record with
+// them; then the record after it says where it ended. With no record
+// after it, everything up to the head is gone.
+func (l *Log) firstRecord(ctx context.Context, first, last uint64) (uint64, txlog.Pos, error) {
+	m, err := l.stream.GetMsg(ctx, first)
 	if err != nil {
-		return txlog.Record{}, txlog.Pos{}, fmt.Errorf("jetstream: reading sequence %d: %w", seq, err)
+		return 0, txlog.Pos{}, err
 	}
-	rec, err := txlog.DecodeRecord(m.Data)
+	i, n, err := parsePart(m.Header.Get(hdrPart))
 	if err != nil {
-		return txlog.Record{}, txlog.Pos{}, fmt.Errorf("jetstream: sequence %d: %w", seq, err)
+		return 0, txlog.Pos{}, err
+	}
+	if i > 1 {
+		first += uint64(n-i) + 1
+		if first > last {
+			return first, l.Head(), nil
+		}
+		if m, err = l.stream.GetMsg(ctx, first); err != nil {
+			return 0, txlog.Pos{}, err
+		}
 	}
 	prev, err := parsePos(m.Header.Get(hdrPrev))
 	if err != nil {
-		return txlog.Record{}, txlog.Pos{}, fmt.Errorf("%w: sequence %d: %s %q", txlog.ErrCorrupt, seq, hdrPrev, m.Header.Get(hdrPrev))
+		return 0, txlog.Pos{}, fmt.Errorf("%w: sequence %d: %s %q", txlog.ErrCorrupt, first, hdrPrev, m.Header.Get(hdrPrev))
 	}
+	return first, prev, nil
+}
+
+// stored is a record as the stream holds it.
+type stored struct {
+	rec         txlog.Record
+	prev        txlog.Pos // the last write of the record before it
+	first, last uint64    // the sequences of its first and last part
+	id          string    // its message ID (on its last part)
+}
+
+// get reads the record that has a part at seq.
+func (l *Log) get(ctx context.Context, seq uint64) (stored, error) {
+	m, err := l.getMsg(ctx, seq)
+	if err != nil {
+		return stored{}, err
+	}
+	i, _, err := parsePart(m.Header.Get(hdrPart))
+	if err != nil {
+		return stored{}, fmt.Errorf("sequence %d: %w", seq, err)
+	}
+	st := stored{first: seq}
+	if i > 1 {
+		if uint64(i) > seq {
+			return stored{}, fmt.Errorf("%w: sequence %d is part %d", txlog.ErrCorrupt, seq, i)
+		}
+		st.first = seq - uint64(i-1)
+		if m, err = l.getMsg(ctx, st.first); err != nil {
+			return stored{}, err
+		}
+	}
+	if st.prev, err = parsePos(m.Header.Get(hdrPrev)); err != nil {
+		return stored{}, fmt.Errorf("%w: sequence %d: %s %q", txlog.ErrCorrupt, st.first, hdrPrev, m.Header.Get(hdrPrev))
+	}
+	var as assembly
+	for s := st.first; ; s++ {
+		if s > st.first {
+			if m, err = l.getMsg(ctx, s); err != nil {
+				return stored{}, err
+			}
+		}
+		data, done, err := as.add(s, m.Header, m.Data)
+		if err != nil {
+			return stored{}, err
+		}
+		if !done {
+			continue
+		}
+		if st.rec, err = txlog.DecodeRecord(data); err != nil {
+			return stored{}, fmt.Errorf("jetstream: sequence %d: %w", st.first, err)
+		}
+		st.last, st.id = s, m.Header.Get(jetstream.MsgIDHeader)
+		return st, nil
+	}
+}
+
+// getMsg reads the message at seq from the stream's leader.
+func (l *Log) getMsg(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, error) {
+	m, err := l.stream.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, fmt.Errorf("%w: sequence %d is not in the stream", txlog.ErrHistoryUnavailable, seq)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: reading sequence %d: %w", seq, err)
+	}
+	return m, nil
+}
+
+// seen notes a record's first sequence in the index.
+func (l *Log) seen(st stored) {
 	l.mu.Lock()
-	l.index.add(seq, rec.Txn)
+	l.index.add(st.first, st.rec.Txn)
 	l.mu.Unlock()
-	return rec, prev, nil
 }
 
 // formatPos and parsePos write a position as txn.op; the zero Pos is "".

@@ -77,27 +77,29 @@ func (l *Log) startSeq(ctx context.Context, p txlog.Pos) (uint64, error) {
 		lo = max(lo, x.seqs[i-1]+1)
 	}
 	l.mu.Unlock()
+	// Bisect over records: a part's record spans [first, last].
 	for lo < hi {
 		mid := lo + (hi-lo)/2
-		rec, _, err := l.get(ctx, mid)
+		st, err := l.get(ctx, mid)
 		if err != nil {
 			return 0, err
 		}
-		if rec.Txn >= p.Txn {
-			hi = mid
+		l.seen(st)
+		if st.rec.Txn >= p.Txn {
+			hi = st.first
 		} else {
-			lo = mid + 1
+			lo = st.last + 1
 		}
 	}
 	if lo > l.visible() {
 		return lo, nil
 	}
-	rec, _, err := l.get(ctx, lo)
+	st, err := l.get(ctx, lo)
 	if err != nil {
 		return 0, err
 	}
-	if rec.Txn == p.Txn && rec.Last().Compare(p) <= 0 {
-		lo++
+	if st.rec.Txn == p.Txn && st.rec.Last().Compare(p) <= 0 {
+		lo = st.last + 1
 	}
 	return lo, nil
 }
@@ -117,15 +119,20 @@ func (l *Log) readFrom(ctx context.Context, seq uint64, yield func(txlog.Record,
 			}
 			continue
 		}
-		rec, _, err := l.get(ctx, seq)
+		st, err := l.get(ctx, seq)
 		if err != nil {
 			yield(txlog.Record{}, fmt.Errorf("%w (a reader at sequence %d)", err, seq))
 			return
 		}
-		if !yield(rec, nil) {
+		if st.first != seq {
+			yield(txlog.Record{}, fmt.Errorf("%w: a reader at sequence %d met part of the record at %d", txlog.ErrCorrupt, seq, st.first))
 			return
 		}
-		seq++
+		l.seen(st)
+		if !yield(st.rec, nil) {
+			return
+		}
+		seq = st.last + 1
 	}
 }
 
@@ -144,6 +151,7 @@ func (l *Log) consume(ctx context.Context, seq uint64, yield func(txlog.Record, 
 		return seq, false
 	}
 	stalls := 0
+	var as assembly
 	for seq <= until {
 		if l.isClosed() {
 			yield(txlog.Record{}, txlog.ErrClosed)
@@ -167,15 +175,23 @@ func (l *Log) consume(ctx context.Context, seq uint64, yield func(txlog.Record, 
 				yield(txlog.Record{}, fmt.Errorf("%w: the reader expected sequence %d, the stream gave %d", txlog.ErrHistoryUnavailable, seq, s))
 				return seq, false
 			}
-			rec, err := txlog.DecodeRecord(m.Data())
+			data, done, err := as.add(seq, m.Headers(), m.Data())
 			if err != nil {
-				yield(txlog.Record{}, fmt.Errorf("jetstream: sequence %d: %w", seq, err))
+				yield(txlog.Record{}, err)
+				return seq, false
+			}
+			seq++
+			if !done {
+				continue
+			}
+			rec, err := txlog.DecodeRecord(data)
+			if err != nil {
+				yield(txlog.Record{}, fmt.Errorf("jetstream: sequence %d: %w", seq-1, err))
 				return seq, false
 			}
 			if !yield(rec, nil) {
 				return seq, false
 			}
-			seq++
 		}
 		if got > 0 {
 			stalls = 0
@@ -183,8 +199,9 @@ func (l *Log) consume(ctx context.Context, seq uint64, yield func(txlog.Record, 
 		}
 		if stalls++; stalls >= stallAfter {
 			// Nothing while records are there: start a consumer again
-			// from where this one stopped.
-			return seq, true
+			// from where this one stopped (the first part of a record
+			// it was gathering).
+			return as.resume(seq), true
 		}
 	}
 	return seq, true
