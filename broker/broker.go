@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -73,6 +74,14 @@ type Broker struct {
 	// changeCh is closed by the next commit, for pages that wait for one.
 	changeCh chan struct{}
 
+	// On a shared log (see shared.go): the log, the commit lock of this
+	// node (held across the round trip to the log, not under mu), and the
+	// follower's stop and end.
+	shared     txlog.Shared
+	commitMu   sync.Mutex
+	stopFollow context.CancelFunc
+	followed   chan struct{}
+
 	ckpt      *checkpointer // nil without checkpoints
 	sinceCkpt int64         // bytes written since the last checkpoint, replayed ones included; guarded by mu
 
@@ -116,6 +125,12 @@ func New(opt Options) (*Broker, error) {
 		return nil, err
 	}
 	b.published = b.head
+	if sh, ok := b.log.(txlog.Shared); ok {
+		var ctx context.Context
+		ctx, b.stopFollow = context.WithCancel(context.Background())
+		b.shared, b.followed = sh, make(chan struct{})
+		go b.follow(ctx, b.head)
+	}
 	if b.ckpt != nil {
 		go b.runCheckpoints()
 	}
@@ -234,6 +249,10 @@ func (b *Broker) Close() error {
 	b.closeCalled = true
 	b.stop()
 	b.mu.Unlock()
+	if b.shared != nil {
+		b.stopFollow()
+		<-b.followed
+	}
 	if b.ckpt != nil {
 		// A checkpoint in progress stops at its next few thousand
 		// documents, for one of the final state.
@@ -261,10 +280,13 @@ type Stats struct {
 	EventsDelivered int64 // events handed to subscribers' iterators
 	CatchingUp      int64 // subscribers reading the log after an overflow or a resume
 	BytesBuffered   int64 // bytes of events waiting in subscribers' queues
+	// Conflicts counts the commits of this node run again because
+	// another node appended first (on a txlog.Shared log; see ErrConflict).
+	Conflicts int64
 }
 
 type counters struct {
-	subscriptions, commits, delivered, catchingUp, buffered atomic.Int64
+	subscriptions, commits, delivered, catchingUp, buffered, conflicts atomic.Int64
 }
 
 // Stats returns the broker's counters.
@@ -275,5 +297,6 @@ func (b *Broker) Stats() Stats {
 		EventsDelivered: b.stats.delivered.Load(),
 		CatchingUp:      b.stats.catchingUp.Load(),
 		BytesBuffered:   b.stats.buffered.Load(),
+		Conflicts:       b.stats.conflicts.Load(),
 	}
 }

@@ -57,6 +57,7 @@ func (b *Broker) ReadPage(ctx context.Context, target subscription.Target, opt s
 		if after, err = txlog.ParseCursor(opt.Cursor); err != nil {
 			return Page{}, err
 		}
+		b.awaitCursor(ctx, after)
 	}
 	for {
 		changed, open := b.changed()

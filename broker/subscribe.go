@@ -91,6 +91,9 @@ func (b *Broker) Subscribe(ctx context.Context, target subscription.Target, opt 
 			return nil, err
 		}
 	}
+	if opt.Cursor != "" {
+		b.awaitCursor(ctx, resume)
+	}
 	s := &Subscription{b: b, opt: opt, done: make(chan struct{})}
 	s.sub.spec = spec{target: target, fields: opt.Fields, data: opt.Data, updates: opt.Updates}
 	s.sub.q.Init(opt.Buffer, opt.BufferBytes)

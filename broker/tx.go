@@ -49,6 +49,15 @@ func (b *Broker) Commit(ctx context.Context, fn func(tx *Tx) error) (txlog.Txn, 
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	if b.shared != nil {
+		return b.commitShared(ctx, func(cat *entrystore.Catalog) ([]txlog.Write, error) {
+			tx := &Tx{b: b, cat: cat, writes: map[txlog.Ref]*txWrite{}}
+			if err := fn(tx); err != nil {
+				return nil, err
+			}
+			return tx.record(), nil
+		})
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := b.usable(); err != nil {
@@ -249,27 +258,42 @@ func (b *Broker) RewriteHistory(ctx context.Context, ref txlog.Ref, ts txlog.Txn
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	if b.shared != nil {
+		return b.commitShared(ctx, func(cat *entrystore.Catalog) ([]txlog.Write, error) {
+			return b.rewrite(cat, ref, ts, data)
+		})
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := b.usable(); err != nil {
 		return 0, err
 	}
-	tx := &Tx{b: b, cat: b.cat.Load()}
-	c, err := tx.check("rewrite", ref, data, data != nil)
+	ws, err := b.rewrite(b.cat.Load(), ref, ts, data)
 	if err != nil {
 		return 0, err
 	}
+	return b.commit(b.cat.Load(), ws)
+}
+
+// rewrite checks a history rewrite against the state and returns its
+// record's write. Called with mu held.
+func (b *Broker) rewrite(cat *entrystore.Catalog, ref txlog.Ref, ts txlog.Txn, data []byte) ([]txlog.Write, error) {
+	tx := &Tx{b: b, cat: cat}
+	c, err := tx.check("rewrite", ref, data, data != nil)
+	if err != nil {
+		return nil, err
+	}
 	if ts == 0 {
-		return 0, &WriteError{Op: "rewrite", Ref: ref, Err: fmt.Errorf("%w: ts 0", ErrInvalidRewrite)}
+		return nil, &WriteError{Op: "rewrite", Ref: ref, Err: fmt.Errorf("%w: ts 0", ErrInvalidRewrite)}
 	}
 	if v := getVersion(b.docs, ref); v != nil && ts >= v.ts {
-		return 0, &WriteError{Op: "rewrite", Ref: ref,
+		return nil, &WriteError{Op: "rewrite", Ref: ref,
 			Err: fmt.Errorf("%w: ts %d is not before the current version's %d", ErrInvalidRewrite, ts, v.ts)}
 	}
 	if ts > b.head {
-		return 0, &WriteError{Op: "rewrite", Ref: ref, Err: fmt.Errorf("%w: ts %d is in the future", ErrInvalidRewrite, ts)}
+		return nil, &WriteError{Op: "rewrite", Ref: ref, Err: fmt.Errorf("%w: ts %d is in the future", ErrInvalidRewrite, ts)}
 	}
-	return b.commit(tx.cat, []txlog.Write{{Ref: ref, Action: txlog.ActionRewrite, BeforeTxn: ts, After: c}})
+	return []txlog.Write{{Ref: ref, Action: txlog.ActionRewrite, BeforeTxn: ts, After: c}}, nil
 }
 
 // checkRef refuses a ref that would not come back as it went in: an empty

@@ -35,18 +35,32 @@ type inflight struct {
 // large. Nothing was staged.
 var ErrTooLarge = errors.New("jetstream: the record is larger than a message may be")
 
-// ErrConflict: the stream had another appender's record where this log
-// expected to append. The append failed, and so did the ones staged after
-// it; Stage refuses until they are all settled, then appends after the
-// stream's last record. A caller that computed a record from what it had
-// read must read what the other appender wrote, and compute it again.
-var ErrConflict = errors.New("jetstream: the stream moved under the log")
+// ErrConflict is txlog.ErrConflict: the stream had another appender's
+// record where this log expected to append. The append failed, and so did
+// the ones staged after it; Stage refuses until they are all settled, then
+// appends after the stream's last record. A caller that computed a record
+// from what it had read must read what the other appender wrote, and
+// compute it again.
+var ErrConflict = txlog.ErrConflict
 
 // Stage implements txlog.Log. The record is published at once, without
 // waiting, expecting the sequence after the record staged before it: the
 // appends form a chain the stream takes in order or not at all, and many
 // are on the wire at once.
 func (l *Log) Stage(ws []txlog.Write) (txlog.Txn, error) {
+	return l.stage(ws, false, 0)
+}
+
+// StageAfter implements txlog.Shared: Stage, if the record staged last (or
+// followed last, with nothing of this log's on the way) is txn last. The
+// stream checks it too: the append expects that record's sequence and ID.
+func (l *Log) StageAfter(ws []txlog.Write, last txlog.Txn) (txlog.Txn, error) {
+	return l.stage(ws, true, last)
+}
+
+// stage is Stage, on the condition that the record before is txn last
+// when conditional.
+func (l *Log) stage(ws []txlog.Write, conditional bool, last txlog.Txn) (txlog.Txn, error) {
 	if err := txlog.CheckWrites(ws); err != nil {
 		return 0, err
 	}
@@ -70,13 +84,17 @@ func (l *Log) Stage(ws []txlog.Write) (txlog.Txn, error) {
 		defer l.mu.Unlock()
 		return 0, l.failed
 	}
+	if conditional && l.staged.Txn != last {
+		defer l.mu.Unlock()
+		return 0, l.notAfter(last)
+	}
 	rec := txlog.Record{Txn: l.clock.Next(), Writes: ws}
 	msg := nats.NewMsg(l.subject)
 	msg.Data = txlog.AppendRecord(nil, &rec)
 	if len(msg.Data) > l.partSize() {
 		// The txn taken is left unused: txns only need to increase.
 		l.mu.Unlock()
-		return l.stageParts(ws)
+		return l.stageParts(ws, conditional, last)
 	}
 	defer l.mu.Unlock()
 	msg.Header.Set(hdrPrev, formatPos(l.staged))
@@ -92,6 +110,11 @@ func (l *Log) Stage(ws []txlog.Write) (txlog.Txn, error) {
 	l.pending = append(l.pending, a)
 	l.queue <- a
 	return a.txn, nil
+}
+
+// notAfter is the conflict of a conditional append. Called with l.mu held.
+func (l *Log) notAfter(last txlog.Txn) error {
+	return fmt.Errorf("%w: the stream is at txn %d, the record was to follow txn %d", ErrConflict, l.staged.Txn, last)
 }
 
 // publishOpts are an append's conditions: its ID, and what the stream's

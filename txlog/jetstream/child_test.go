@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -27,7 +28,10 @@ type childConfig struct {
 	Dir     string
 }
 
-// runChildServer runs a server until the process is killed.
+// runChildServer runs a server until the process is killed, or the test
+// process is gone: its end of the child's stdin then closes, so that no
+// server outlives a test binary that crashed or timed out (go test would
+// wait for the servers, which hold its output open).
 func runChildServer(cfg string) {
 	var c childConfig
 	if err := json.Unmarshal([]byte(cfg), &c); err != nil {
@@ -49,7 +53,8 @@ func runChildServer(cfg string) {
 		os.Exit(2)
 	}
 	fmt.Println("ready")
-	select {}
+	io.Copy(io.Discard, os.Stdin)
+	os.Exit(0)
 }
 
 // childServer is a NATS server in a process of its own.
@@ -68,6 +73,9 @@ func (c *childServer) start(t testing.TB) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+string(cfg))
 	cmd.Stderr = os.Stderr
+	if _, err := cmd.StdinPipe(); err != nil { // closed when this process ends
+		t.Fatal(err)
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

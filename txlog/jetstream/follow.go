@@ -55,11 +55,7 @@ const followWait = 2 * time.Second
 // over (false), or the consumer must be made again (true, with the next
 // sequence).
 func (l *Log) tail(ctx context.Context, seq uint64, yield func(txlog.Record, error) bool) (uint64, bool) {
-	cons, err := l.js.OrderedConsumer(ctx, l.opt.Stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{l.subject},
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    seq,
-	})
+	cons, err := l.newConsumer(ctx, seq)
 	if err != nil {
 		if ctx.Err() != nil {
 			return seq, false
@@ -68,7 +64,8 @@ func (l *Log) tail(ctx context.Context, seq uint64, yield func(txlog.Record, err
 		time.Sleep(100 * time.Millisecond)
 		return seq, true
 	}
-	msgs, err := cons.Messages()
+	defer l.dropConsumer(cons)
+	msgs, err := cons.Messages(jetstream.PullHeartbeat(followWait / 2))
 	if err != nil {
 		return seq, true
 	}

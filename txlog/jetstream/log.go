@@ -92,6 +92,7 @@ type Log struct {
 
 	queue chan *inflight // to the acknowledger, in staging order
 	done  chan struct{}
+	drops sync.WaitGroup // deletions of readers' consumers, awaited by Close
 }
 
 // Open opens the log on the stream opt.Stream, creating the stream if it
@@ -202,6 +203,8 @@ func streamID(name string, created time.Time) txlog.ID {
 	}
 	return id
 }
+
+var _ txlog.Shared = (*Log)(nil)
 
 // ID implements txlog.Log.
 func (l *Log) ID() txlog.ID { return l.id }
@@ -395,6 +398,7 @@ func (l *Log) Close() error {
 	close(l.queue)
 	l.mu.Unlock()
 	<-l.done
+	l.drops.Wait()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.failed

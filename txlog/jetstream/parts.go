@@ -123,7 +123,7 @@ func (a *assembly) resume(seq uint64) uint64 {
 // is safe only once every append before it is known to be in the stream.
 // So the appends before it are awaited first, and nothing is chained after
 // it until it is settled. Called with l.stageMu held.
-func (l *Log) stageParts(ws []txlog.Write) (txlog.Txn, error) {
+func (l *Log) stageParts(ws []txlog.Write, conditional bool, last txlog.Txn) (txlog.Txn, error) {
 	for {
 		l.mu.Lock()
 		if len(l.pending) == 0 {
@@ -133,7 +133,7 @@ func (l *Log) stageParts(ws []txlog.Write) (txlog.Txn, error) {
 		l.mu.Unlock()
 		<-last.done
 	}
-	txn, seq, end, msgs, err := l.prepareParts(ws)
+	txn, seq, end, msgs, err := l.prepareParts(ws, conditional, last)
 	l.mu.Unlock()
 	if err != nil {
 		return 0, err
@@ -163,7 +163,7 @@ func (l *Log) stageParts(ws []txlog.Write) (txlog.Txn, error) {
 
 // prepareParts makes the messages of a record in parts. Called with l.mu
 // held and no append pending.
-func (l *Log) prepareParts(ws []txlog.Write) (txn txlog.Txn, seq, end uint64, msgs []*nats.Msg, err error) {
+func (l *Log) prepareParts(ws []txlog.Write, conditional bool, last txlog.Txn) (txn txlog.Txn, seq, end uint64, msgs []*nats.Msg, err error) {
 	if l.closed {
 		return 0, 0, 0, nil, txlog.ErrClosed
 	}
@@ -174,6 +174,9 @@ func (l *Log) prepareParts(ws []txlog.Write) (txn txlog.Txn, seq, end uint64, ms
 	}
 	if l.failed != nil {
 		return 0, 0, 0, nil, l.failed
+	}
+	if conditional && l.staged.Txn != last {
+		return 0, 0, 0, nil, l.notAfter(last)
 	}
 	rec := txlog.Record{Txn: l.clock.Next(), Writes: ws}
 	data := txlog.AppendRecord(nil, &rec)

@@ -143,7 +143,7 @@ func TestLargeRecordSentAgain(t *testing.T) {
 	defer l.Close()
 	appendOne(t, l, "s1")
 	l.mu.Lock()
-	txn, _, end, msgs, err := l.prepareParts(bigWrite("b1", 3<<20))
+	txn, _, end, msgs, err := l.prepareParts(bigWrite("b1", 3<<20), false, 0)
 	l.mu.Unlock()
 	if err != nil {
 		t.Fatal(err)

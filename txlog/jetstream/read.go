@@ -141,15 +141,12 @@ func (l *Log) readFrom(ctx context.Context, seq uint64, yield func(txlog.Record,
 // when the reading is over (an error yielded, or the reader stopped).
 func (l *Log) consume(ctx context.Context, seq uint64, yield func(txlog.Record, error) bool) (uint64, bool) {
 	until := l.visible()
-	cons, err := l.js.OrderedConsumer(ctx, l.opt.Stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{l.subject},
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    seq,
-	})
+	cons, err := l.newConsumer(ctx, seq)
 	if err != nil {
 		yield(txlog.Record{}, fmt.Errorf("jetstream: a reader at sequence %d: %w", seq, err))
 		return seq, false
 	}
+	defer l.dropConsumer(cons)
 	stalls := 0
 	var as assembly
 	for seq <= until {
@@ -205,4 +202,39 @@ func (l *Log) consume(ctx context.Context, seq uint64, yield func(txlog.Record, 
 		}
 	}
 	return seq, true
+}
+
+// newConsumer makes a reader's consumer: ephemeral, unacknowledged, in
+// memory, one replica, from seq. Not the client's ordered consumer, which
+// makes itself again after a failure without end and without a context
+// (a read was seen stuck there for minutes after a leader was killed):
+// this log checks every sequence itself, and makes a consumer again with
+// its own timeouts.
+func (l *Log) newConsumer(ctx context.Context, seq uint64) (jetstream.Consumer, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.opt.Timeout)
+	defer cancel()
+	return l.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       seq,
+		AckPolicy:         jetstream.AckNonePolicy,
+		FilterSubject:     l.subject,
+		MemoryStorage:     true,
+		Replicas:          1,
+		InactiveThreshold: consumerIdle,
+	})
+}
+
+// consumerIdle is how long the servers keep a consumer nobody pulls from:
+// one a reader left behind (its process killed) goes away by itself.
+const consumerIdle = 30 * time.Second
+
+// dropConsumer deletes a consumer the reader is done with, without
+// waiting: if the servers cannot be asked, consumerIdle removes it.
+func (l *Log) dropConsumer(cons jetstream.Consumer) {
+	name := cons.CachedInfo().Name
+	l.drops.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), l.opt.Timeout)
+		defer cancel()
+		l.stream.DeleteConsumer(ctx, name)
+	})
 }

@@ -1,0 +1,219 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tidings/tidings/internal/entrystore"
+	"github.com/tidings/tidings/txlog"
+)
+
+// A broker on a txlog.Shared log (one stream that several nodes append
+// to, such as txlog/jetstream's) is one node of a replicated broker:
+//
+//   - Its state and its events come only from the records it follows, in
+//     log order, its own and the other nodes': every node applies the same
+//     records in the same order, so every node delivers the same events
+//     with the same cursors, and a subscriber can move from one node to
+//     another with its cursor.
+//   - A commit runs its function on the state at txn S and appends the
+//     record only if the log's last record is still S (StageAfter); it
+//     returns once this node has applied the record, so a node reads its
+//     own writes. If another node appended first, the commit waits until
+//     this node has applied what the other appended, and runs the function
+//     again, up to MaxCommitAttempts times in all; then it fails with
+//     ErrConflict.
+//   - A cursor beyond this node's head (taken on a node further ahead)
+//     waits up to CursorWait for this node to catch up.
+//
+// Commits of one node are serialised across the whole round trip to the
+// log, so one node commits about one transaction per round trip.
+
+// ErrConflict is txlog.ErrConflict: on a replicated broker, other nodes
+// kept appending first, and the transaction was run MaxCommitAttempts
+// times without its record getting in. Nothing was committed.
+var ErrConflict = txlog.ErrConflict
+
+const (
+	// MaxCommitAttempts bounds how many times a commit on a replicated
+	// broker runs its function when other nodes append first.
+	MaxCommitAttempts = 10
+	// CursorWait is how long a replicated broker waits for its state to
+	// reach a cursor beyond its head before it refuses the cursor.
+	CursorWait = 10 * time.Second
+)
+
+// follow applies and delivers the shared log's records after the state's
+// head, until the broker closes. A gap or a failure of the log stops the
+// broker, as a failed log does.
+func (b *Broker) follow(ctx context.Context, from txlog.Txn) {
+	defer close(b.followed)
+	after := txlog.Cursor{Log: b.log.ID()}
+	if from > 0 {
+		after.Pos = txlog.AfterTxn(from)
+	}
+	for rec, err := range b.shared.Follow(ctx, after) {
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, txlog.ErrClosed) {
+				b.mu.Lock()
+				b.logFailed(fmt.Errorf("following the shared log: %w", err))
+				b.mu.Unlock()
+			}
+			return
+		}
+		b.mu.Lock()
+		if rec.Txn > b.head {
+			if err := b.applyFollowed(rec); err != nil {
+				b.logFailed(err)
+				b.mu.Unlock()
+				return
+			}
+		}
+		b.mu.Unlock()
+	}
+}
+
+// applyFollowed applies a record that the shared log holds, and delivers
+// it. Called with mu held.
+func (b *Broker) applyFollowed(rec txlog.Record) error {
+	cat := b.cat.Load()
+	ws := make([]txlog.Write, len(rec.Writes))
+	diffs := b.takeDiffs(len(ws))
+	for i := range rec.Writes {
+		w := rec.Writes[i]
+		if w.After != nil {
+			// The state keeps the image: not the follower's buffer, which
+			// holds the before images too.
+			w.After = bytes.Clone(w.After)
+		}
+		ws[i] = w
+		if w.Action == txlog.ActionRewrite {
+			continue
+		}
+		if _, err := cat.CollectionSet(w.Ref.Collection); err != nil {
+			b.putDiffs(diffs)
+			return fmt.Errorf("txn %d of the shared log: %s: %w (every node needs the same schema)", rec.Txn, w.Ref, err)
+		}
+		if err := cat.Diff(&diffs[i], w.Ref, w.Before, w.After); err != nil {
+			b.putDiffs(diffs)
+			return fmt.Errorf("txn %d of the shared log: %s: %w (every node needs the same schema)", rec.Txn, w.Ref, err)
+		}
+	}
+	b.apply(rec.Txn, ws, diffs)
+	b.deliver(rec.Txn, cat, ws, diffs)
+	b.notifyChanged()
+	return nil
+}
+
+// commitShared commits on a shared log: build makes the record's writes
+// from the state, under mu; the record is appended after the state's
+// head, or built again once the state has caught up with what another
+// node appended. See the comment at the top of this file.
+func (b *Broker) commitShared(ctx context.Context, build func(cat *entrystore.Catalog) ([]txlog.Write, error)) (txlog.Txn, error) {
+	b.commitMu.Lock()
+	defer b.commitMu.Unlock()
+	var err error
+	for attempt := 1; attempt <= MaxCommitAttempts; attempt++ {
+		b.mu.Lock()
+		if err := b.usable(); err != nil {
+			b.mu.Unlock()
+			return 0, err
+		}
+		cat := b.cat.Load()
+		ws, berr := build(cat)
+		if berr == nil && len(ws) > 0 {
+			berr = checkDiffs(cat, ws)
+		}
+		if berr != nil || len(ws) == 0 {
+			p := b.published
+			b.mu.Unlock()
+			return p, berr
+		}
+		head := b.head
+		var txn txlog.Txn
+		txn, err = b.shared.StageAfter(ws, head)
+		b.mu.Unlock()
+		if err == nil {
+			err = b.log.Wait(txn)
+		}
+		if err == nil {
+			// Applied by the follower, like every record.
+			if err := b.awaitApplied(ctx, txn); err != nil {
+				return txn, fmt.Errorf("broker: txn %d is in the log, not yet applied here: %w", txn, err)
+			}
+			return txn, nil
+		}
+		if !errors.Is(err, txlog.ErrConflict) {
+			return 0, fmt.Errorf("broker: appending to the log: %w", err)
+		}
+		b.stats.conflicts.Add(1)
+		if err := b.awaitHead(ctx, head); err != nil {
+			return 0, err
+		}
+	}
+	return 0, fmt.Errorf("broker: %d attempts, other nodes appended first each time: %w", MaxCommitAttempts, err)
+}
+
+// checkDiffs refuses writes the indexes would refuse, before they are
+// appended: a node applies every record the log holds.
+func checkDiffs(cat *entrystore.Catalog, ws []txlog.Write) error {
+	var d entrystore.Diff
+	for i := range ws {
+		w := &ws[i]
+		if w.Action == txlog.ActionRewrite {
+			continue
+		}
+		if err := cat.Diff(&d, w.Ref, w.Before, w.After); err != nil {
+			return &WriteError{Op: w.Action.String(), Ref: w.Ref, Err: err}
+		}
+	}
+	return nil
+}
+
+// awaitApplied returns once the state is at txn or past it.
+func (b *Broker) awaitApplied(ctx context.Context, txn txlog.Txn) error {
+	return b.awaitState(ctx, func() bool { return b.head >= txn })
+}
+
+// awaitHead returns once the state has moved past txn.
+func (b *Broker) awaitHead(ctx context.Context, txn txlog.Txn) error {
+	return b.awaitState(ctx, func() bool { return b.head > txn })
+}
+
+// awaitState waits until ready, checked under mu at each change, or the
+// broker stops, or ctx is done.
+func (b *Broker) awaitState(ctx context.Context, ready func() bool) error {
+	for {
+		b.mu.Lock()
+		if ready() {
+			b.mu.Unlock()
+			return nil
+		}
+		if err := b.usable(); err != nil {
+			b.mu.Unlock()
+			return err
+		}
+		ch := b.nextChange()
+		b.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// awaitCursor waits, on a shared log, for the state to reach a cursor of
+// this log that is beyond it (taken on a node further ahead), for up to
+// CursorWait. Anything else returns at once: checkResume judges it.
+func (b *Broker) awaitCursor(ctx context.Context, c txlog.Cursor) {
+	if b.shared == nil || c.Log != b.log.ID() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, CursorWait)
+	defer cancel()
+	b.awaitApplied(ctx, c.Pos.Txn)
+}
