@@ -1,12 +1,14 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tidings/tidings/index"
 	"github.com/tidings/tidings/internal/entrystore"
@@ -30,7 +32,17 @@ type Options struct {
 	Checkpoint CheckpointOptions
 	// Logger receives what the broker has to say; slog.Default() if nil.
 	Logger *slog.Logger
+	// CutOffAfter, on a txlog.Shared log, is how long a node goes without
+	// hearing from the log (txlog.Shared.Contact) before it counts as cut
+	// off: its streams end with shutting_down and their cursors, and it
+	// refuses commits and subscriptions with ErrCutOff until it hears from
+	// the log again. Until then its streams stay open, with heartbeats.
+	// DefaultCutOffAfter if zero.
+	CutOffAfter time.Duration
 }
+
+// DefaultCutOffAfter is Options.CutOffAfter's default.
+const DefaultCutOffAfter = 15 * time.Second
 
 // Broker is the embeddable core: it commits transactions of document
 // writes, keeps the documents and their index entries, and delivers every
@@ -81,6 +93,8 @@ type Broker struct {
 	commitMu   sync.Mutex
 	stopFollow context.CancelFunc
 	followed   chan struct{}
+	watched    chan struct{}
+	cutOff     atomic.Bool // see Options.CutOffAfter
 
 	ckpt      *checkpointer // nil without checkpoints
 	sinceCkpt int64         // bytes written since the last checkpoint, replayed ones included; guarded by mu
@@ -128,8 +142,9 @@ func New(opt Options) (*Broker, error) {
 	if sh, ok := b.log.(txlog.Shared); ok {
 		var ctx context.Context
 		ctx, b.stopFollow = context.WithCancel(context.Background())
-		b.shared, b.followed = sh, make(chan struct{})
+		b.shared, b.followed, b.watched = sh, make(chan struct{}), make(chan struct{})
 		go b.follow(ctx, b.head)
+		go b.watchContact(ctx, cmp.Or(opt.CutOffAfter, DefaultCutOffAfter))
 	}
 	if b.ckpt != nil {
 		go b.runCheckpoints()
@@ -252,6 +267,7 @@ func (b *Broker) Close() error {
 	if b.shared != nil {
 		b.stopFollow()
 		<-b.followed
+		<-b.watched
 	}
 	if b.ckpt != nil {
 		// A checkpoint in progress stops at its next few thousand

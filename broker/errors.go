@@ -40,6 +40,12 @@ var (
 	ErrUnknownCollection = index.ErrUnknownCollection
 	// ErrClosed: the broker is closed.
 	ErrClosed = errors.New("broker: closed")
+	// ErrCutOff: a node of a replicated broker has not heard from its
+	// shared log for Options.CutOffAfter, so it takes no commits and no
+	// subscriptions until it does (its streams ended with shutting_down
+	// and their cursors, to resume on another node). It wraps ErrClosed,
+	// so that every front answers it as a broker that is going away.
+	ErrCutOff = fmt.Errorf("broker: cut off from the shared log; resume on another node: %w", ErrClosed)
 	// ErrHistoryUnavailable: a cursor older than the retained history, or
 	// from another log (a restarted in-memory broker). Start again with a
 	// snapshot.

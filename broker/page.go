@@ -41,6 +41,10 @@ func (b *Broker) ReadPage(ctx context.Context, target subscription.Target, opt s
 		b.mu.Unlock()
 		return Page{}, ErrClosed
 	}
+	if b.cutOff.Load() {
+		b.mu.Unlock()
+		return Page{}, ErrCutOff
+	}
 	cat := b.cat.Load()
 	if target.IsSet() {
 		if sp.key, err = setOf(cat, target); err != nil {

@@ -118,7 +118,7 @@ func (b *Broker) commitShared(ctx context.Context, build func(cat *entrystore.Ca
 	var err error
 	for attempt := 1; attempt <= MaxCommitAttempts; attempt++ {
 		b.mu.Lock()
-		if err := b.usable(); err != nil {
+		if err := b.usableShared(); err != nil {
 			b.mu.Unlock()
 			return 0, err
 		}
@@ -216,4 +216,50 @@ func (b *Broker) awaitCursor(ctx context.Context, c txlog.Cursor) {
 	ctx, cancel := context.WithTimeout(ctx, CursorWait)
 	defer cancel()
 	b.awaitApplied(ctx, c.Pos.Txn)
+}
+
+// usableShared is usable, and not cut off. Called with mu held.
+func (b *Broker) usableShared() error {
+	if err := b.usable(); err != nil {
+		return err
+	}
+	if b.cutOff.Load() {
+		return ErrCutOff
+	}
+	return nil
+}
+
+// watchContact marks the node cut off when the shared log has not heard
+// from its servers for after, and ends every stream then, so that clients
+// resume on a node that is not; and marks it back when the log hears from
+// them again. A node cut off never delivers what the log does not hold:
+// it only delivers what it followed. The stream ends only let clients
+// move on instead of waiting on a node that cannot say whether the
+// others wrote.
+func (b *Broker) watchContact(ctx context.Context, after time.Duration) {
+	defer close(b.watched)
+	tick := time.NewTicker(max(after/8, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		silent := time.Since(b.shared.Contact())
+		cut := silent > after
+		if cut == b.cutOff.Load() {
+			continue
+		}
+		b.mu.Lock()
+		b.cutOff.Store(cut)
+		if cut {
+			b.logger.Warn("broker: cut off from the shared log; ending streams so that clients resume elsewhere", "silent", silent)
+			b.subs.each(func(s *subscriber) { s.q.Notify() })
+			b.notifyChanged()
+		} else {
+			b.logger.Info("broker: in contact with the shared log again")
+		}
+		b.mu.Unlock()
+	}
 }

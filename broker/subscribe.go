@@ -99,7 +99,7 @@ func (b *Broker) Subscribe(ctx context.Context, target subscription.Target, opt 
 	s.sub.q.Init(opt.Buffer, opt.BufferBytes)
 
 	b.mu.Lock()
-	if err := b.usable(); err != nil {
+	if err := b.usableShared(); err != nil {
 		b.mu.Unlock()
 		return nil, err
 	}
@@ -350,7 +350,17 @@ func (s *Subscription) run(k *sink) {
 			return
 		default:
 		}
+		if b.cutOff.Load() {
+			s.cutOff(k)
+			return
+		}
 	}
+}
+
+// cutOff ends the stream of a node cut off from its shared log, with
+// what it has queued (all of it in the log) and the cursor after it.
+func (s *Subscription) cutOff(k *sink) {
+	s.end(k, "this node is cut off from the log; resume from the cursor on another node")
 }
 
 // countDelivered adds the events delivered since the last call to the
@@ -381,6 +391,11 @@ func (s *Subscription) deliver(k *sink, e *subscription.Event) bool {
 
 // shutdown delivers what is still queued and then the shutting_down error.
 func (s *Subscription) shutdown(k *sink) {
+	s.end(k, "the broker is shutting down; resume from the cursor")
+}
+
+// end delivers what is still queued and then shutting_down, saying why.
+func (s *Subscription) end(k *sink, why string) {
 	batch, overflowed, d := s.sub.q.Take(nil)
 	s.b.stats.buffered.Add(int64(d))
 	if !overflowed {
@@ -390,7 +405,7 @@ func (s *Subscription) shutdown(k *sink) {
 			}
 		}
 	}
-	s.fail(k, subscription.CodeShuttingDown, "the broker is shutting down; resume from the cursor")
+	s.fail(k, subscription.CodeShuttingDown, why)
 }
 
 // fail delivers an error event naming the cursor to resume from.
@@ -446,6 +461,10 @@ func (s *Subscription) catchUp(k *sink) bool {
 				return false
 			default:
 			}
+			if b.cutOff.Load() {
+				s.cutOff(k)
+				return false
+			}
 		}
 		if !k.flush() {
 			return false
@@ -476,6 +495,10 @@ func (s *Subscription) readFailed(k *sink, err error) bool {
 			"this subscriber fell behind the retained history; start again with a snapshot")
 	case errors.Is(err, txlog.ErrClosed):
 		s.shutdown(k)
+	case s.b.shared != nil:
+		// A shared log's servers out of reach: another node may have them.
+		s.b.logger.Warn("broker: reading the shared log for a subscriber", "err", err)
+		s.cutOff(k)
 	default:
 		s.b.logger.Error("broker: reading the log for a subscriber", "err", err)
 		s.fail(k, "internal", err.Error())

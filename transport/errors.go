@@ -77,6 +77,7 @@ var errorTable = []struct {
 	{broker.ErrHistoryUnavailable, http.StatusGone, CodeHistoryUnavailable, ""},
 	{broker.ErrInvalidCursor, http.StatusGone, CodeHistoryUnavailable, ""},
 	{broker.ErrExists, http.StatusConflict, CodeConflict, ""},
+	{broker.ErrCutOff, http.StatusServiceUnavailable, CodeShuttingDown, "this node is cut off from the log; try another node"},
 	{broker.ErrClosed, http.StatusServiceUnavailable, CodeShuttingDown, "the broker is closed"},
 	{ErrUnauthorized, http.StatusUnauthorized, CodeUnauthorized, ""},
 	{ErrForbidden, http.StatusForbidden, CodePermissionDenied, ""},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"iter"
+	"time"
 )
 
 // ErrConflict: another writer appended to a Shared log where a conditional
@@ -34,4 +35,11 @@ type Shared interface {
 	// empty). Otherwise StageAfter or Wait fails with ErrConflict, and
 	// nothing of the record is in the log.
 	StageAfter(ws []Write, last Txn) (Txn, error)
+
+	// Contact is the last time the log heard from what holds the shared
+	// records (an append acknowledged, a record followed, an answer to a
+	// question while idle): a follower that has not heard from it for a
+	// while may be cut off from the other writers, and must not pass for
+	// up to date. A log that follows asks at least every few seconds.
+	Contact() time.Time
 }

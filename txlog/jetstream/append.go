@@ -178,6 +178,9 @@ func (l *Log) acknowledge() {
 		err := l.settle(a)
 		l.mu.Lock()
 		l.pending = l.pending[1:]
+		if err == nil {
+			l.touch()
+		}
 		if err == nil && l.failed == nil {
 			l.head, l.headSeq = a.last, a.seq
 			l.index.add(a.seq, a.txn)

@@ -97,6 +97,7 @@ func (l *Log) tail(ctx context.Context, seq uint64, yield func(txlog.Record, err
 		if err != nil {
 			return as.resume(seq), true
 		}
+		l.touch()
 		if s := md.Sequence.Stream; s != seq {
 			yield(txlog.Record{}, fmt.Errorf("%w: the follower expected sequence %d, the stream gave %d", txlog.ErrHistoryUnavailable, seq, s))
 			return seq, false
@@ -130,6 +131,7 @@ func (l *Log) streamLast(ctx context.Context) uint64 {
 	if err != nil {
 		return 0
 	}
+	l.touch()
 	return info.State.LastSeq
 }
 

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -93,6 +94,8 @@ type Log struct {
 	queue chan *inflight // to the acknowledger, in staging order
 	done  chan struct{}
 	drops sync.WaitGroup // deletions of readers' consumers, awaited by Close
+	// contact is when the servers last answered (unix ns): see Contact.
+	contact atomic.Int64
 }
 
 // Open opens the log on the stream opt.Stream, creating the stream if it
@@ -161,6 +164,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opt Options) (*Log, error
 		done:   make(chan struct{}),
 	}
 	l.idText = fmt.Sprintf("%x", l.id[:])
+	l.touch()
 	l.nextSeq = info.State.LastSeq + 1
 	l.headSeq = info.State.LastSeq
 	if err := l.sync(rctx, info.State.LastSeq, info.State.Msgs); err != nil {
@@ -205,6 +209,14 @@ func streamID(name string, created time.Time) txlog.ID {
 }
 
 var _ txlog.Shared = (*Log)(nil)
+
+// Contact implements txlog.Shared: the last time the servers answered
+// (an acknowledgement, a message, a question about the stream). A Follow
+// that has nothing to deliver asks the stream every followWait.
+func (l *Log) Contact() time.Time { return time.Unix(0, l.contact.Load()) }
+
+// touch notes that the servers answered.
+func (l *Log) touch() { l.contact.Store(time.Now().UnixNano()) }
 
 // ID implements txlog.Log.
 func (l *Log) ID() txlog.ID { return l.id }

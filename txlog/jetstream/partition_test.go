@@ -1,0 +1,213 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidings/tidings/broker"
+	"github.com/tidings/tidings/subscription"
+	"github.com/tidings/tidings/txlog"
+)
+
+// proxy is a TCP relay to a server that a test can cut (every connection
+// dropped, new ones refused) and restore: a network partition.
+type proxy struct {
+	t      *testing.T
+	target string
+	addr   string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  []net.Conn
+	wg     sync.WaitGroup
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	p := &proxy{t: t, target: target}
+	p.listen("127.0.0.1:0")
+	t.Cleanup(func() {
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *proxy) url() string { return "nats://" + p.addr }
+
+func (p *proxy) listen(addr string) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.ln, p.addr = ln, ln.Addr().String()
+	p.mu.Unlock()
+	p.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			p.wg.Go(func() { io.Copy(s, c); s.Close() })
+			p.wg.Go(func() { io.Copy(c, s); c.Close() })
+		}
+	})
+}
+
+// cut drops every connection and refuses new ones.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// restore takes connections again, on the same address.
+func (p *proxy) restore() { p.listen(p.addr) }
+
+// TestPartition: a node whose connection to the servers is cut keeps its
+// streams open (heartbeats) until CutOffAfter, then ends them with
+// shutting_down and a cursor, and refuses new ones; the cursor resumes on
+// another node with exactly the events after it, the other node's commits
+// during the partition included. Once the connection is back, the node
+// catches up and serves again.
+func TestPartition(t *testing.T) {
+	url := runServer(t).ClientURL()
+	name := newStreamName()
+	px := newProxy(t, url[len("nats://"):])
+	const cutOffAfter = time.Second
+	cut, err := broker.New(broker.Options{
+		Log:         openLog(t, connect(t, px.url()), Options{Stream: name, Timeout: time.Second}),
+		Schema:      spellSchema,
+		CutOffAfter: cutOffAfter,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cut.Close()
+	other := startNode(t, url, name)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	commit := func(b *broker.Broker, id string) txlog.Txn {
+		t.Helper()
+		txn, err := b.Commit(ctx, func(tx *broker.Tx) error {
+			return tx.Upsert(txlog.Ref{Collection: "spells", ID: id}, []byte(`{"element":"fire"}`))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return txn
+	}
+	target := subscription.Collection("spells")
+	opt := subscription.Options{Cursor: txlog.Cursor{Log: cut.LogID()}.String(), Updates: true, Heartbeat: 100 * time.Millisecond}
+	sub, err := cut.Subscribe(ctx, target, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit(other, "a")
+	commit(cut, "b")
+
+	var got []seen
+	var ended subscription.Event
+	var cutAt time.Time
+	beats := 0
+	for e := range sub.Events() {
+		switch e.Type {
+		case subscription.TypeStart:
+			continue
+		case subscription.TypeStatus:
+			if !cutAt.IsZero() {
+				beats++
+			}
+			continue
+		case subscription.TypeError:
+			ended = e
+		default:
+			got = append(got, seen{e.Txn, e.CursorString(), string(e.JSON)})
+			if len(got) == 2 {
+				px.cut()
+				cutAt = time.Now()
+				// Written while the node is cut off: it must not show them.
+				commit(other, "c")
+				commit(other, "d")
+			}
+			continue
+		}
+		break
+	}
+	silent := time.Since(cutAt)
+	resumeAt := got[len(got)-1].cursor
+	if ended.Action != subscription.CodeShuttingDown || !strings.Contains(string(ended.JSON), `"cursor":"`+resumeAt+`"`) {
+		t.Fatalf("the stream ended with %s, after %d events", ended.JSON, len(got))
+	}
+	if silent < cutOffAfter || beats == 0 {
+		t.Fatalf("ended %v after the cut, with %d heartbeats: it should stay open, beating, for %v", silent, beats, cutOffAfter)
+	}
+	if _, err := cut.Subscribe(ctx, target, opt); !errors.Is(err, broker.ErrCutOff) {
+		t.Fatalf("a subscription on the node cut off: %v", err)
+	}
+	if _, err := cut.Commit(ctx, func(tx *broker.Tx) error {
+		return tx.Upsert(txlog.Ref{Collection: "spells", ID: "e"}, []byte(`{}`))
+	}); !errors.Is(err, broker.ErrCutOff) {
+		t.Fatalf("a commit on the node cut off: %v", err)
+	}
+
+	// On the other node, from the start and from the cursor.
+	last := commit(other, "f")
+	until := func() txlog.Txn { return last }
+	all, err := follow(ctx, other, target, opt, until)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 5 || !slices.Equal(all[:2], got) {
+		t.Fatalf("the other node saw %d events, the first two not as the node cut off did", len(all))
+	}
+	resumed, err := follow(ctx, other, target, subscription.Options{Cursor: resumeAt, Updates: true, Heartbeat: 100 * time.Millisecond}, until)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(resumed, all[2:]) {
+		t.Fatalf("resumed on the other node: %d events, want %d", len(resumed), len(all)-2)
+	}
+
+	// The connection back: the node catches up and serves again.
+	px.restore()
+	deadline := time.Now().Add(30 * time.Second)
+	for cut.Head() < last {
+		if time.Now().After(deadline) {
+			t.Fatalf("the node is at txn %d an its connection is back, the log at %d", cut.Head(), last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var again []seen
+	for {
+		again, err = follow(ctx, cut, target, opt, until)
+		if !errors.Is(err, broker.ErrCutOff) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // it has not heard from the log yet
+	}
+	if err != nil || !slices.Equal(again, all) {
+		t.Fatalf("after the partition: %d events, %v", len(again), err)
+	}
+}
