@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -21,7 +20,7 @@ import (
 // The zero value checkpoints a broker on a txlog.Durable log that has a
 // directory (a *txlog.FileLog) into the subdirectory "checkpoints" of the
 // log's directory, every 64 MiB of writes and every 10 minutes, keeping 2.
-// A broker on any other log has no checkpoints unless Dir is set.
+// A broker on any other log has no checkpoints unless Dir or Store is set.
 //
 // The writes count across restarts: New counts those it replays (the log
 // after the newest checkpoint) towards Every, and writes a checkpoint as
@@ -41,6 +40,9 @@ type CheckpointOptions struct {
 	Disable bool
 	// Dir holds the checkpoint files; see the type's doc for the default.
 	Dir string
+	// Store, if set, keeps the checkpoints instead of Dir: a store that
+	// the nodes of a replicated broker share (see CheckpointStore).
+	Store CheckpointStore
 	// Every writes a checkpoint once the writes since the last one add up
 	// to this many bytes (the documents written, before and after images,
 	// about what the log grew by), counting those that New replayed after
@@ -83,6 +85,8 @@ type checkpointer struct {
 	// moves the log's retention floor (KeepAfter).
 	mu      sync.Mutex
 	lastTxn txlog.Txn // the newest checkpoint; guarded by mu
+
+	store CheckpointStore // opt.Store, or the files of opt.Dir
 }
 
 // initCheckpoints resolves the options; it returns nil when there are none.
@@ -90,7 +94,7 @@ func initCheckpoints(opt CheckpointOptions, log txlog.Log) *checkpointer {
 	if opt.Disable {
 		return nil
 	}
-	if opt.Dir == "" {
+	if opt.Store == nil && opt.Dir == "" {
 		d, ok := log.(txlog.Durable)
 		if !ok || d.Dir() == "" {
 			return nil
@@ -106,7 +110,11 @@ func initCheckpoints(opt CheckpointOptions, log txlog.Log) *checkpointer {
 	if opt.Keep <= 0 {
 		opt.Keep = DefaultCheckpointKeep
 	}
-	return &checkpointer{opt: opt, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	cp := &checkpointer{opt: opt, kick: make(chan struct{}, 1), done: make(chan struct{}), store: opt.Store}
+	if cp.store == nil {
+		cp.store = dirStore{opt.Dir}
+	}
+	return cp
 }
 
 // runCheckpoints is the checkpointer's goroutine: it writes a checkpoint
@@ -225,7 +233,7 @@ func (b *Broker) writeCheckpoint(txn txlog.Txn, docs *docTree, stop func() bool)
 		}
 	}
 	start := time.Now()
-	size, err := writeCheckpointFile(cp.opt.Dir, b.log.ID(), txn, docs, stop)
+	size, err := writeStored(cp.store, b.log.ID(), txn, docs, stop)
 	if err != nil {
 		return err
 	}
@@ -238,18 +246,18 @@ func (b *Broker) writeCheckpoint(txn txlog.Txn, docs *docTree, stop func() bool)
 // prune deletes all but the newest Keep checkpoints, and lets the log's
 // retention go up to the oldest one kept. Called with cp.mu held.
 func (cp *checkpointer) prune(b *Broker) {
-	txns, err := checkpoint.List(cp.opt.Dir)
+	ctx := context.Background()
+	txns, err := cp.store.List(ctx)
 	if err != nil {
 		b.logger.Warn("broker: listing checkpoints", "err", err)
 		return
 	}
 	if len(txns) > cp.opt.Keep {
 		for _, txn := range txns[cp.opt.Keep:] {
-			if err := os.Remove(filepath.Join(cp.opt.Dir, checkpoint.Name(txn))); err != nil {
+			if err := cp.store.Delete(ctx, txn); err != nil {
 				b.logger.Warn("broker: removing an old checkpoint", "checkpoint", checkpoint.Name(txn), "err", err)
 			}
 		}
-		checkpoint.SyncDir(cp.opt.Dir)
 		txns = txns[:cp.opt.Keep]
 	}
 	if d, ok := b.log.(txlog.Durable); ok && len(txns) > 0 {

@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"context"
 	"errors"
+	"io"
 
 	"github.com/tidings/tidings/internal/checkpoint"
 	"github.com/tidings/tidings/txlog"
@@ -17,31 +19,24 @@ type ckptFile struct {
 	docs []*version
 }
 
-// readCheckpoint reads and verifies the checkpoint at path. Any defect,
-// down to a flipped bit, is an error wrapping checkpoint.ErrDamaged.
-func readCheckpoint(path string) (*ckptFile, error) {
-	var docs []*version
-	h, err := checkpoint.Read(path, func(d checkpoint.Doc) {
-		docs = append(docs, &version{ref: d.Ref, ts: d.TS, data: d.Data})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &ckptFile{log: h.Log, txn: h.Txn, docs: docs}, nil
-}
-
-// writeCheckpointFile writes docs as the checkpoint at txn in dir,
-// atomically (see checkpoint.WriteFile). stop is polled between documents;
-// when it reports true the write is abandoned with errCheckpointStopped.
-func writeCheckpointFile(dir string, log txlog.ID, txn txlog.Txn, docs *docTree, stop func() bool) (int64, error) {
+// writeStored writes docs as the checkpoint at txn in the store, and
+// returns its size. stop is polled between documents; when it reports
+// true the write is abandoned with errCheckpointStopped.
+func writeStored(store CheckpointStore, log txlog.ID, txn txlog.Txn, docs *docTree, stop func() bool) (int64, error) {
 	all := func(yield func(checkpoint.Doc) bool) {
 		docs.Ascend(func(v *version) bool { return yield(checkpoint.Doc{Ref: v.ref, TS: v.ts, Data: v.data}) })
 	}
-	n, err := checkpoint.WriteFile(dir, log, txn, all, stop)
+	var size int64
+	err := store.Put(context.Background(), txn, func(w io.Writer) error {
+		cw := &countingWriter{w: w}
+		err := checkpoint.Encode(cw, log, txn, all, stop)
+		size = cw.n
+		return err
+	})
 	if errors.Is(err, checkpoint.ErrStopped) {
 		return 0, errCheckpointStopped
 	}
-	return n, err
+	return size, err
 }
 
 var errCheckpointStopped = errors.New("broker: checkpoint abandoned: the broker is closing")

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -31,12 +32,14 @@ func (b *Broker) loadState() error {
 	var tried []string
 	if cp != nil {
 		// A checkpoint write that a crash interrupted left a temporary file.
-		if tmps, _ := filepath.Glob(filepath.Join(cp.opt.Dir, checkpoint.Prefix+"*"+checkpoint.TempSuffix)); len(tmps) > 0 {
-			for _, t := range tmps {
-				os.Remove(t)
+		if d, ok := cp.store.(dirStore); ok {
+			if tmps, _ := filepath.Glob(filepath.Join(d.dir, checkpoint.Prefix+"*"+checkpoint.TempSuffix)); len(tmps) > 0 {
+				for _, t := range tmps {
+					os.Remove(t)
+				}
 			}
 		}
-		txns, err := checkpoint.List(cp.opt.Dir)
+		txns, err := cp.store.List(context.Background())
 		if err != nil {
 			return fmt.Errorf("broker: listing checkpoints: %w", err)
 		}
@@ -51,8 +54,7 @@ func (b *Broker) loadState() error {
 			if errors.Is(err, errAheadOfLog) {
 				// Set it aside: once the log's head passes its txn it would
 				// look usable, though the log's history no longer matches it.
-				path := filepath.Join(cp.opt.Dir, checkpoint.Name(txn))
-				if err := os.Rename(path, path+ckptAside); err != nil {
+				if err := cp.setAside(txn); err != nil {
 					return fmt.Errorf("broker: setting aside a checkpoint ahead of the log: %w", err)
 				}
 			}
@@ -99,6 +101,16 @@ func (b *Broker) loadState() error {
 	return nil
 }
 
+// setAside takes a checkpoint ahead of the log out of the store: renamed
+// in a directory (for whoever wants to look at it), deleted elsewhere.
+func (cp *checkpointer) setAside(txn txlog.Txn) error {
+	if d, ok := cp.store.(dirStore); ok {
+		path := filepath.Join(d.dir, checkpoint.Name(txn))
+		return os.Rename(path, path+ckptAside)
+	}
+	return cp.store.Delete(context.Background(), txn)
+}
+
 // errAheadOfLog: a checkpoint of a txn the log does not have.
 var errAheadOfLog = errors.New("ahead of the log")
 
@@ -109,7 +121,7 @@ const ckptAside = ".ahead"
 // if it is whole and fits the log: of this log, not ahead of its head, and
 // not older than what the log still holds.
 func (b *Broker) loadCheckpoint(txn txlog.Txn) error {
-	c, err := readCheckpoint(filepath.Join(b.ckpt.opt.Dir, checkpoint.Name(txn)))
+	c, err := readStored(context.Background(), b.ckpt.store, txn)
 	if err != nil {
 		return err
 	}

@@ -326,12 +326,28 @@ func List(dir string) ([]txlog.Txn, error) {
 	return txns, nil
 }
 
-// WriteFile writes docs, in ref order, as the checkpoint at txn in dir,
-// atomically: a temporary file, fsynced, renamed into place, and the
-// directory fsynced, so that a crash leaves either the whole checkpoint or
-// none. stop is polled every few thousand documents; when it reports true
-// the write is abandoned with ErrStopped. It returns the file's size.
-func WriteFile(dir string, log txlog.ID, txn txlog.Txn, docs iter.Seq[Doc], stop func() bool) (n int64, err error) {
+// Encode writes docs, in ref order, as the checkpoint of the log's state
+// at txn on w. stop is polled every few thousand documents; when it
+// reports true the write is abandoned with ErrStopped.
+func Encode(w io.Writer, log txlog.ID, txn txlog.Txn, docs iter.Seq[Doc], stop func() bool) error {
+	cw := NewWriter(w, log, txn)
+	for d := range docs {
+		cw.Add(d.Ref, d.TS, d.Data)
+		if cw.err != nil {
+			break
+		}
+		if cw.count%4096 == 0 && stop() {
+			return ErrStopped
+		}
+	}
+	return cw.Finish()
+}
+
+// WriteFile writes the checkpoint at txn in dir with write, atomically: a
+// temporary file, fsynced, renamed into place, and the directory fsynced,
+// so that a crash leaves either the whole checkpoint or none. It returns
+// the file's size.
+func WriteFile(dir string, txn txlog.Txn, write func(io.Writer) error) (n int64, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, err
 	}
@@ -347,17 +363,7 @@ func WriteFile(dir string, log txlog.ID, txn txlog.Txn, docs iter.Seq[Doc], stop
 			os.Remove(tmp)
 		}
 	}()
-	cw := NewWriter(f, log, txn)
-	for d := range docs {
-		cw.Add(d.Ref, d.TS, d.Data)
-		if cw.err != nil {
-			break
-		}
-		if cw.count%4096 == 0 && stop() {
-			return 0, ErrStopped
-		}
-	}
-	if err := cw.Finish(); err != nil {
+	if err := write(f); err != nil {
 		return 0, err
 	}
 	if err := f.Sync(); err != nil {

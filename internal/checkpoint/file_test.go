@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,7 +23,9 @@ func TestWriteListRead(t *testing.T) {
 		{Ref: txlog.Ref{Collection: "b", ID: "1"}, TS: 4, Data: []byte(`{}`)},
 	}
 	for _, txn := range []txlog.Txn{4, 10} {
-		n, err := WriteFile(dir, id, txn, slices.Values(docs), func() bool { return false })
+		n, err := WriteFile(dir, txn, func(w io.Writer) error {
+			return Encode(w, id, txn, slices.Values(docs), func() bool { return false })
+		})
 		if err != nil || n == 0 {
 			t.Fatalf("WriteFile at %d: %d bytes, %v", txn, n, err)
 		}
@@ -67,7 +70,9 @@ func TestWriteFileStopped(t *testing.T) {
 			}
 		}
 	}
-	if _, err := WriteFile(dir, txlog.NewID(), 1, many, func() bool { return true }); !errors.Is(err, ErrStopped) {
+	if _, err := WriteFile(dir, 1, func(w io.Writer) error {
+		return Encode(w, txlog.NewID(), 1, many, func() bool { return true })
+	}); !errors.Is(err, ErrStopped) {
 		t.Fatalf("WriteFile stopped = %v, want ErrStopped", err)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
