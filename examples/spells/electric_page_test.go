@@ -27,11 +27,11 @@ import (
 )
 
 // electricNode is the pinned Node project of transport/electric's tests,
-// whose npm ci installs the client that electric/ vendors.
+// whose npm ci installs the client that site/electric/ vendors.
 var electricNode = filepath.Join("..", "..", "transport", "electric", "testdata", "node")
 
 // The vendored client is the one the lockfile pins, byte for byte, with
-// its licenses: electric/README.md names the lockfile's version and
+// its licenses: site/electric/README.md names the lockfile's version and
 // integrity (always checked), and the files equal those npm ci installs
 // (checked when node_modules is there; it must be in CI).
 func TestVendoredElectricClient(t *testing.T) {
@@ -46,13 +46,13 @@ func TestVendoredElectricClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	pinned := lock.Packages["node_modules/@electric-sql/client"]
-	readme, err := os.ReadFile(filepath.Join("electric", "README.md"))
+	readme, err := os.ReadFile(filepath.Join("site", "electric", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if pinned.Version == "" || !bytes.Contains(readme, []byte("\n"+pinned.Version+", byte for byte")) ||
 		!bytes.Contains(readme, []byte(pinned.Integrity)) {
-		t.Errorf("electric/README.md does not name the pinned @electric-sql/client %s (%s)", pinned.Version, pinned.Integrity)
+		t.Errorf("site/electric/README.md does not name the pinned @electric-sql/client %s (%s)", pinned.Version, pinned.Integrity)
 	}
 
 	nodetest.Need(t, electricNode, "@electric-sql/client")
@@ -72,13 +72,13 @@ func TestVendoredElectricClient(t *testing.T) {
 			t.Error(err)
 			continue
 		}
-		got, err := os.ReadFile(filepath.Join("electric", vendored))
+		got, err := os.ReadFile(filepath.Join("site", "electric", vendored))
 		if err != nil || !bytes.Equal(got, want) {
-			t.Errorf("electric/%s differs from node_modules/%s (%v): copy it again (electric/README.md)", vendored, from, err)
+			t.Errorf("site/electric/%s differs from node_modules/%s (%v): copy it again (site/electric/README.md)", vendored, from, err)
 		}
 	}
-	if !bytes.Equal(electricClient, mustRead(t, filepath.Join("electric", "index.browser.mjs"))) {
-		t.Error("the embedded module is not electric/index.browser.mjs")
+	if !bytes.Equal(electricClient, mustRead(t, filepath.Join("site", "electric", "index.browser.mjs"))) {
+		t.Error("the embedded module is not site/electric/index.browser.mjs")
 	}
 	// One module, nothing else to serve: it imports nothing.
 	if bytes.Contains(electricClient, []byte("import ")) || bytes.Contains(electricClient, []byte("import(")) {

@@ -15,7 +15,6 @@ package main
 
 import (
 	"context"
-	_ "embed"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -26,23 +25,14 @@ import (
 	"time"
 
 	"github.com/tidings/tidings/broker"
-	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/examples/spells/site"
 	"github.com/tidings/tidings/transport"
 	"github.com/tidings/tidings/transport/electric"
 	"github.com/tidings/tidings/txlog"
 )
 
-//go:embed page.html
-var page []byte
-
-// electricPage shows the fire set through ElectricSQL's client, whose ES
-// module electricClient is (electric/README.md says where it comes from).
-var (
-	//go:embed electric.html
-	electricPage []byte
-	//go:embed electric/index.browser.mjs
-	electricClient []byte
-)
+// The page, Electric's page and its client module: package site's.
+var page, electricPage, electricClient = site.Page, site.ElectricPage, site.ElectricClient
 
 // defaultFaunaAddr is where the Fauna front listens unless -fauna-addr
 // says otherwise: plain HTTP (h2c), so not 8443, which reads as TLS.
@@ -114,12 +104,7 @@ any secret): README.md, "From Fauna's drivers", streams spell 1 from it.
 // newBroker returns the broker with the spells schema and seeded spells,
 // in memory or, with a data directory, on a file log.
 func newBroker(data string) (*broker.Broker, error) {
-	opt := broker.Options{Schema: index.Schema{
-		Collections: []string{"spells"},
-		Indexes: []index.Definition{{
-			Name: "spells_by_element", Collection: "spells", Terms: []string{"element"},
-		}},
-	}}
+	opt := broker.Options{Schema: site.Schema()}
 	if data != "" {
 		l, err := txlog.OpenFile(data, txlog.FileOptions{})
 		if err != nil {
@@ -131,72 +116,25 @@ func newBroker(data string) (*broker.Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := seed(b); err != nil {
+	if err := site.Seed(context.Background(), b); err != nil {
 		b.Close()
 		return nil, err
 	}
 	return b, nil
 }
 
-// handler serves the pages at / and /electric.html (with the client's
-// module), tidings under /tidings/ and Electric's shape endpoint at
-// /electric/v1/shape. Pages of allowOrigins may use them from their own
-// origin (CORS).
+// handler is site.Mux: the pages, tidings and Electric's shape endpoint.
 func handler(b *broker.Broker, allowOrigins []string) (*http.ServeMux, *transport.Server, *electric.Handler) {
-	srv := &transport.Server{Broker: b,
-		// The page moves spells. Anyone who reaches this demo may write;
-		// an application checks its caller here. Other origins' pages
-		// cannot, unless allowOrigins lists them: writes must be
-		// application/json, which CORS decides.
-		AuthorizeWrite: func(*http.Request, *transport.WriteRequest) error { return nil },
-		AllowedOrigins: allowOrigins,
-	}
-	// Electric's front shares srv's broker, CORS and limits.
-	eh := &electric.Handler{Server: srv}
-	mux := http.NewServeMux()
-	mux.Handle("/tidings/", srv)
-	mux.Handle("/electric/", eh)
-	mux.HandleFunc("GET /{$}", static("text/html; charset=utf-8", page))
-	mux.HandleFunc("GET /electric.html", static("text/html; charset=utf-8", electricPage))
-	mux.HandleFunc("GET /electric-client.mjs", static("text/javascript; charset=utf-8", electricClient))
-	return mux, srv, eh
+	return site.Mux(b, allowOrigins)
 }
 
-// static answers with body.
-func static(contentType string, body []byte) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", contentType)
-		w.Write(body)
-	}
-}
+// static is site.Static.
+var static = site.Static
 
 // shapeURL is a shape request that shows something: the fire set's
 // initial rows (where=element = 'fire').
 func shapeURL(base string) string {
 	return base + "/electric/v1/shape?table=spells&where=element%20%3D%20%27fire%27&offset=-1"
-}
-
-// seed creates a few spells, once: a restart on a data directory keeps
-// what is there.
-func seed(b *broker.Broker) error {
-	spells := []struct{ id, name, element string }{
-		{"1", "Fire Beak", "fire"}, {"2", "Water Dart", "water"}, {"3", "Stone Skin", "earth"},
-		{"4", "Gust", "air"}, {"5", "Fireball", "fire"}, {"6", "Mist", "water"},
-	}
-	_, err := b.Commit(context.Background(), func(tx *broker.Tx) error {
-		for _, s := range spells {
-			ref := txlog.Ref{Collection: "spells", ID: s.id}
-			if _, ok := tx.Get(ref); ok {
-				continue
-			}
-			data := fmt.Sprintf(`{"name":%q,"element":%q}`, s.name, s.element)
-			if err := tx.Create(ref, []byte(data)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	return err
 }
 
 // feedURL is a feed request that shows something: spell 1's history from
