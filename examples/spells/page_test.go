@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tidings/tidings/broker"
+	"github.com/tidings/tidings/examples/spells/site"
 	"github.com/tidings/tidings/internal/browsertest"
 	"github.com/tidings/tidings/transport"
 	"github.com/tidings/tidings/txlog"
@@ -24,27 +25,8 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// observer is added to the page under test: every 100 ms it POSTs what
-// the page shows (the four sets, the history, the status line, the
-// notice and the move form's error) to /report, so that the test reads
-// back what the page shows. An answer with a body is a move for it to
-// make through the page's form, as a user would.
-const observer = `<script>
-setInterval(async () => {
-  const state = {};
-  for (const id of ["fire", "water", "earth", "air", "history", "status", "notice", "moveerror"]) {
-    const el = document.getElementById(id);
-    state[id] = el ? el.innerText : "";
-  }
-  const r = await fetch("/report", {method: "POST", body: JSON.stringify(state)});
-  if (r.status === 200) {
-    const move = await r.json();
-    document.getElementById("spell").value = move.spell;
-    document.getElementById("element").value = move.element;
-    document.getElementById("move").requestSubmit();
-  }
-}, 100);
-</script>`
+// observer is site.Observer: what the page shows, POSTed to /report.
+const observer = site.Observer
 
 // move is a move for the page to make through its form.
 type move struct {

@@ -95,3 +95,25 @@ func Static(contentType string, body []byte) http.HandlerFunc {
 		w.Write(body)
 	}
 }
+
+// Observer, for tests, is a script to add to Page before </body>: every
+// 100 ms it POSTs what the page shows (the four sets, the history, the
+// status line, the notice and the move form's error) to /report, so that
+// a test reads back what the page shows. An answer with a body is a move
+// for it to make through the page's form, as a user would.
+const Observer = `<script>
+setInterval(async () => {
+  const state = {};
+  for (const id of ["fire", "water", "earth", "air", "history", "status", "notice", "moveerror"]) {
+    const el = document.getElementById(id);
+    state[id] = el ? el.innerText : "";
+  }
+  const r = await fetch("/report", {method: "POST", body: JSON.stringify(state)});
+  if (r.status === 200) {
+    const move = await r.json();
+    document.getElementById("spell").value = move.spell;
+    document.getElementById("element").value = move.element;
+    document.getElementById("move").requestSubmit();
+  }
+}, 100);
+</script>`
