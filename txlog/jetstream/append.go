@@ -182,8 +182,16 @@ func (l *Log) acknowledge() {
 			l.touch()
 		}
 		if err == nil && l.failed == nil {
-			l.head, l.headSeq = a.last, a.seq
 			l.index.add(a.seq, a.txn)
+			if a.seq > l.headSeq {
+				l.head, l.headSeq, l.headID = a.last, a.seq, l.msgID(a.txn)
+			}
+			if len(l.pending) == 0 && l.headSeq >= l.nextSeq {
+				// A follower saw other appenders' records after this
+				// chain while it was on the way: the next Stage follows
+				// the newest.
+				l.nextSeq, l.staged, l.lastID = l.headSeq+1, l.head, l.headID
+			}
 		} else if err != nil && l.failed == nil {
 			l.failed = err
 		}

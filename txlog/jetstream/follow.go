@@ -145,7 +145,7 @@ func (l *Log) learn(first, seq uint64, rec txlog.Record, id string) {
 	if seq <= l.headSeq {
 		return
 	}
-	l.head, l.headSeq = rec.Last(), seq
+	l.head, l.headSeq, l.headID = rec.Last(), seq, id
 	l.clock.Observe(rec.Txn)
 	if len(l.pending) == 0 && seq >= l.nextSeq-1 {
 		l.nextSeq, l.staged, l.lastID = seq+1, rec.Last(), id

@@ -82,6 +82,7 @@ type Log struct {
 	pending []*inflight // staged, not yet acknowledged, in order
 	head    txlog.Pos   // the last write acknowledged (visible)
 	headSeq uint64
+	headID  string   // the message ID at headSeq
 	index   seqIndex // txn of sequences seen (a record's first part), for cursors
 	// streamFirst is the stream's first sequence when Oldest last looked,
 	// firstSeq the first part of its first whole record then (retention
@@ -189,7 +190,7 @@ func (l *Log) sync(ctx context.Context, lastSeq, msgs uint64) error {
 	}
 	l.head = st.rec.Last()
 	l.staged = l.head
-	l.lastID = st.id
+	l.lastID, l.headID = st.id, st.id
 	l.clock.Observe(st.rec.Txn)
 	l.index.add(st.first, st.rec.Txn)
 	return nil

@@ -23,7 +23,7 @@ var spellSchema = index.Schema{
 
 // startNode starts a broker node on the stream, with a connection of its
 // own, closed at the end of the test.
-func startNode(t *testing.T, url, stream string) *broker.Broker {
+func startNode(t testing.TB, url, stream string) *broker.Broker {
 	t.Helper()
 	b, err := broker.New(broker.Options{Log: openLog(t, connect(t, url), Options{Stream: stream}), Schema: spellSchema})
 	if err != nil {

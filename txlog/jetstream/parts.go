@@ -153,7 +153,7 @@ func (l *Log) stageParts(ws []txlog.Write, conditional bool, last txlog.Txn) (tx
 	}
 	l.index.add(seq, txn)
 	if end > l.headSeq {
-		l.head, l.headSeq = rec.Last(), end
+		l.head, l.headSeq, l.headID = rec.Last(), end, id
 	}
 	if l.nextSeq <= end {
 		l.nextSeq, l.staged, l.lastID = end+1, rec.Last(), id
