@@ -22,12 +22,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if cfg := os.Getenv(nodeEnv); cfg != "" {
-		// A node of TestCluster: this test binary again.
-		if err := runNode(cfg); err != nil {
-			fmt.Fprintln(os.Stderr, "cluster node:", err)
-			os.Exit(1)
-		}
+	if child() {
+		// A server or a node of a test's cluster: this test binary again.
 		os.Exit(0)
 	}
 	goleak.VerifyTestMain(m)
@@ -147,7 +143,7 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Stop) // after the browsers: cleanups run last first
-	if b := c.Banner(); !strings.Contains(b, c.Nodes[2].URL) || !strings.Contains(b, fmt.Sprint("kill -9 ", c.Nodes[0].PID())) {
+	if b := c.Banner(); !strings.Contains(b, c.Nodes[2].URL) || !strings.Contains(b, fmt.Sprint("kill -9 ", c.Nodes[0].PID())) || !strings.Contains(b, fmt.Sprint("kill -9 ", c.Servers[0].PID())) {
 		t.Fatalf("the banner:\n%s", b)
 	}
 

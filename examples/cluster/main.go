@@ -1,6 +1,7 @@
 // Command cluster runs the spells site (package examples/spells/site) on
 // three tidings nodes, each a process of its own, sharing one JetStream
-// stream as their log, on an embedded cluster of three NATS servers:
+// stream as their log, on a cluster of three NATS servers embedded in
+// processes of their own:
 //
 //	go run ./examples/cluster
 //
@@ -25,12 +26,7 @@ import (
 )
 
 func main() {
-	if cfg := os.Getenv(nodeEnv); cfg != "" {
-		// A node: this program again, started by the cluster.
-		if err := runNode(cfg); err != nil {
-			fmt.Fprintln(os.Stderr, "cluster node:", err)
-			os.Exit(1)
-		}
+	if child() {
 		return
 	}
 	addrs := flag.String("addrs", "localhost:8080,localhost:8081,localhost:8082", "the nodes' addresses, comma-separated")
@@ -46,4 +42,21 @@ func main() {
 	fmt.Print(c.Banner())
 	<-ctx.Done()
 	c.Stop()
+}
+
+// child runs a NATS server or a node, if this process is one (this program
+// again, started by the cluster), and reports whether it was.
+func child() bool {
+	run, cfg := runNATS, os.Getenv(natsEnv)
+	if cfg == "" {
+		run, cfg = runNode, os.Getenv(nodeEnv)
+	}
+	if cfg == "" {
+		return false
+	}
+	if err := run(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "cluster:", err)
+		os.Exit(1)
+	}
+	return true
 }
