@@ -121,6 +121,11 @@ const ckptAside = ".ahead"
 // if it is whole and fits the log: of this log, not ahead of its head, and
 // not older than what the log still holds.
 func (b *Broker) loadCheckpoint(txn txlog.Txn) error {
+	if _, shared := b.log.(txlog.Shared); shared && txn > b.log.Head().Txn {
+		// Another node wrote it after this one read where the log ends:
+		// the log moved on, it did not lose anything. An older one does.
+		return fmt.Errorf("newer than this node's head, txn %d: another node wrote it since", b.log.Head().Txn)
+	}
 	c, err := readStored(context.Background(), b.ckpt.store, txn)
 	if err != nil {
 		return err

@@ -33,6 +33,11 @@ type Config struct {
 	// NodeLog, if set, receives the nodes' standard error (what they log),
 	// instead of this process's standard error.
 	NodeLog func(node int) io.Writer
+	// CheckpointEvery and CheckpointKeep are the nodes'
+	// broker.CheckpointOptions.Every and Keep (0: their defaults). The
+	// stream is purged below the oldest checkpoint kept.
+	CheckpointEvery int64
+	CheckpointKeep  int
 }
 
 // Cluster is the running example: three NATS server processes and a node
@@ -154,7 +159,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 }
 
 func (c *Cluster) nodeEnv(addr string) string {
-	cfg, _ := json.Marshal(nodeConfig{Addr: addr, NATS: c.NATSURLs()})
+	cfg, _ := json.Marshal(nodeConfig{Addr: addr, NATS: c.NATSURLs(), CheckpointEvery: c.cfg.CheckpointEvery, CheckpointKeep: c.cfg.CheckpointKeep})
 	return nodeEnv + "=" + string(cfg)
 }
 

@@ -29,6 +29,10 @@ const nodeEnv = "TIDINGS_CLUSTER_NODE"
 type nodeConfig struct {
 	Addr string
 	NATS []string
+	// CheckpointEvery and CheckpointKeep are broker.CheckpointOptions'
+	// Every and Keep (0: their defaults).
+	CheckpointEvery int64
+	CheckpointKeep  int
 }
 
 // runNode is a node's process: a broker on the shared stream, with shared
@@ -57,7 +61,10 @@ func runNode(cfgJSON string) error {
 	}
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	l, err := tjs.Open(octx, js, tjs.Options{Stream: streamName})
+	// A 2 s bound on each request: an append in flight to a killed leader
+	// is sent again after it (its message ID makes that safe), not after
+	// the default 10 s.
+	l, err := tjs.Open(octx, js, tjs.Options{Stream: streamName, Timeout: 2 * time.Second})
 	if err != nil {
 		return err
 	}
@@ -66,10 +73,21 @@ func runNode(cfgJSON string) error {
 		l.Close()
 		return err
 	}
-	b, err := broker.New(broker.Options{Log: l, Schema: site.Schema(), Checkpoint: broker.CheckpointOptions{Store: cps}})
-	if err != nil {
-		l.Close()
-		return err
+	// The servers may be electing a leader (one was just killed): a
+	// checkpoint that cannot be listed or read yet is tried again.
+	var b *broker.Broker
+	for attempt := 1; ; attempt++ {
+		b, err = broker.New(broker.Options{Log: l, Schema: site.Schema(),
+			Checkpoint: broker.CheckpointOptions{Store: cps, Every: cfg.CheckpointEvery, Keep: cfg.CheckpointKeep}})
+		if err == nil {
+			break
+		}
+		if attempt == 10 || ctx.Err() != nil {
+			l.Close()
+			return err
+		}
+		slog.Warn("cluster node: starting again", "err", err)
+		time.Sleep(time.Second)
 	}
 	defer b.Close()
 	// Every node seeds what is missing: the first to get there writes
