@@ -24,9 +24,12 @@ type inflight struct {
 	// first one another appender displaced, rather than go on after the
 	// other's record.
 	prevID string
-	fut    jetstream.PubAckFuture
-	done   chan struct{}
-	err    error
+	// alone: nothing of this log's was on the way when it was staged, so
+	// the record it expects to follow is in the stream already.
+	alone bool
+	fut   jetstream.PubAckFuture
+	done  chan struct{}
+	err   error
 }
 
 // ErrTooLarge: a record does not fit in a message (the servers'
@@ -98,7 +101,7 @@ func (l *Log) stage(ws []txlog.Write, conditional bool, last txlog.Txn) (txlog.T
 	}
 	defer l.mu.Unlock()
 	msg.Header.Set(hdrPrev, formatPos(l.staged))
-	a := &inflight{txn: rec.Txn, seq: l.nextSeq, last: rec.Last(), msg: msg, prevID: l.lastID, done: make(chan struct{})}
+	a := &inflight{txn: rec.Txn, seq: l.nextSeq, last: rec.Last(), msg: msg, prevID: l.lastID, alone: len(l.pending) == 0, done: make(chan struct{})}
 	fut, err := l.js.PublishMsgAsync(msg, l.publishOpts(a)...)
 	if err != nil {
 		return 0, fmt.Errorf("jetstream: publishing: %w", err)
@@ -227,6 +230,15 @@ func (l *Log) settle(a *inflight) error {
 		return l.check(a, ack)
 	case err = <-a.fut.Err():
 		timer.Stop()
+		if a.alone && isWrongLast(err) {
+			// Refused at its first sending, after a record that is in
+			// the stream: another appender's record is in its place.
+			// Said at once, the node that must run its transaction again
+			// is not a round trip behind the others (sending it again
+			// and reading the stream, below, made it lose again and again
+			// to a node committing in a loop).
+			return fmt.Errorf("%w: txn %d: %v", ErrConflict, a.txn, err)
+		}
 	case <-timer.C:
 		err = context.DeadlineExceeded
 	}
