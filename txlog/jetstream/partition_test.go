@@ -211,3 +211,57 @@ func TestPartition(t *testing.T) {
 		t.Fatalf("after the partition: %d events, %v", len(again), err)
 	}
 }
+
+// TestCursorAhead: a cursor taken on a node further ahead, given to a node
+// that has not caught up yet (its connection was cut while the other
+// committed), waits for that node to catch up, then streams exactly what
+// follows it, instead of being refused as beyond the head.
+func TestCursorAhead(t *testing.T) {
+	url := runServer(t).ClientURL()
+	name := newStreamName()
+	px := newProxy(t, url[len("nats://"):])
+	behind, err := broker.New(broker.Options{
+		Log:    openLog(t, connect(t, px.url()), Options{Stream: name, Timeout: time.Second}),
+		Schema: spellSchema,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer behind.Close()
+	ahead := startNode(t, url, name)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	commit := func(id string) txlog.Txn {
+		t.Helper()
+		txn, err := ahead.Commit(ctx, func(tx *broker.Tx) error {
+			return tx.Upsert(txlog.Ref{Collection: "spells", ID: id}, []byte(`{"element":"fire"}`))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return txn
+	}
+	px.cut()
+	commit("a")
+	commit("b")
+	last := commit("c")
+	target := subscription.Collection("spells")
+	opt := subscription.Options{Cursor: txlog.Cursor{Log: ahead.LogID()}.String(), Updates: true, Heartbeat: 100 * time.Millisecond}
+	until := func() txlog.Txn { return last }
+	all, err := follow(ctx, ahead, target, opt, until)
+	if err != nil || len(all) != 3 {
+		t.Fatalf("on the node ahead: %d events, %v", len(all), err)
+	}
+	px.restore()
+	if h := behind.Head(); h >= last {
+		t.Fatalf("the node is at %d already: the test needs it behind %d", h, last)
+	}
+	opt.Cursor = all[0].cursor
+	got, err := follow(ctx, behind, target, opt, until)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, all[1:]) {
+		t.Fatalf("on the node behind, from the other's cursor: %d events, want %d", len(got), len(all)-1)
+	}
+}
