@@ -64,32 +64,28 @@ func write(t *testing.T, node, body string) {
 	}
 }
 
-// sseEvent is an SSE event: its id (the cursor) and data.
-type sseEvent struct{ id, data string }
+// event is one SSE event: its id (a cursor) and data.
+type event struct{ id, data string }
 
-// fireSSE is the SSE stream of the fire set.
-const fireSSE = "/tidings/sse?index=spells_by_element&terms=%5B%22fire%22%5D"
-
-// readSSE reads a node's SSE stream of the fire set, from lastID if set,
-// until n events that carry an id; started is closed once the stream has
-// started.
-func readSSE(ctx context.Context, node, lastID string, n int, started chan<- struct{}) ([]sseEvent, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, node+fireSSE, nil)
+// sse reads an SSE stream, resuming after lastID if set, handing each
+// event to each until it returns false or the stream ends.
+func sse(ctx context.Context, url, lastID string, each func(event) bool) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("SSE on %s: %s", node, resp.Status)
+		return fmt.Errorf("SSE at %s: %s", url, resp.Status)
 	}
-	var got []sseEvent
-	var ev sseEvent
+	var ev event
 	sc := bufio.NewScanner(resp.Body)
-	for len(got) < n && sc.Scan() {
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
 		line := sc.Text()
 		switch {
 		case strings.HasPrefix(line, "id: "):
@@ -97,25 +93,42 @@ func readSSE(ctx context.Context, node, lastID string, n int, started chan<- str
 		case strings.HasPrefix(line, "data: "):
 			ev.data = line[6:]
 		case line == "":
-			if strings.Contains(ev.data, `"type":"start"`) {
-				if started != nil {
-					close(started)
-					started = nil
-				}
-			} else if ev.id != "" {
-				got = append(got, ev)
+			if !each(ev) {
+				return nil
 			}
-			ev = sseEvent{}
+			ev = event{}
 		}
 	}
-	if len(got) < n {
-		return got, fmt.Errorf("SSE on %s: %d events, want %d (%v)", node, len(got), n, sc.Err())
+	return sc.Err()
+}
+
+// fireSSE is the SSE stream of the fire set.
+const fireSSE = "/tidings/sse?index=spells_by_element&terms=%5B%22fire%22%5D"
+
+// readSSE reads a node's SSE stream of the fire set, from lastID if set,
+// until n events that carry an id; started is closed once the stream has
+// started.
+func readSSE(ctx context.Context, node, lastID string, n int, started chan<- struct{}) ([]event, error) {
+	var got []event
+	err := sse(ctx, node+fireSSE, lastID, func(e event) bool {
+		if strings.Contains(e.data, `"type":"start"`) {
+			if started != nil {
+				close(started)
+				started = nil
+			}
+		} else if e.id != "" {
+			got = append(got, e)
+		}
+		return len(got) < n
+	})
+	if err == nil && len(got) < n {
+		err = fmt.Errorf("SSE on %s: %d events, want %d", node, len(got), n)
 	}
-	return got, nil
+	return got, err
 }
 
 // change is what a set event says: its action and document id.
-func change(t *testing.T, e sseEvent) string {
+func change(t *testing.T, e event) string {
 	t.Helper()
 	var v struct {
 		Event struct {
@@ -161,7 +174,7 @@ func TestCluster(t *testing.T) {
 	// An SSE subscriber of the fire set on node 0 sees a spell written
 	// on node 0, as every page does.
 	started := make(chan struct{})
-	sub := make(chan []sseEvent, 1)
+	sub := make(chan []event, 1)
 	go func() {
 		got, err := readSSE(ctx, c.Nodes[0].URL, "", 1, started)
 		if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -42,9 +41,6 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
-
-// event is one SSE event a subscriber got: its id (cursor) and data.
-type event struct{ id, data string }
 
 // marked is the final write's data: every subscriber stops at it.
 const marked = `"marker":true`
@@ -103,46 +99,26 @@ func (s *subscriber) run(ctx context.Context, from string) error {
 }
 
 // read reads one connection's events; done once it has seen the marker.
-func (s *subscriber) read(ctx context.Context, node, lastID string) (bool, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, node+"/tidings/sse?"+s.query, nil)
-	req.Header.Set("Last-Event-ID", lastID)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return false, errors.New(resp.Status)
-	}
-	var ev event
+func (s *subscriber) read(ctx context.Context, node, lastID string) (done bool, err error) {
 	var ended error
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
+	err = sse(ctx, node+"/tidings/sse?"+s.query, lastID, func(e event) bool {
 		switch {
-		case strings.HasPrefix(line, "id: "):
-			ev.id = line[4:]
-		case strings.HasPrefix(line, "data: "):
-			ev.data = line[6:]
-		case line == "":
-			if strings.Contains(ev.data, `"type":"error"`) {
-				ended = errors.New(ev.data)
-			} else if ev.id != "" && !strings.Contains(ev.data, `"type":"start"`) {
-				s.mu.Lock()
-				s.events = append(s.events, ev)
-				s.mu.Unlock()
-				if strings.Contains(ev.data, marked) {
-					return true, nil
-				}
-			}
-			ev = event{}
+		case strings.Contains(e.data, `"type":"error"`):
+			ended = errors.New(e.data)
+			return false
+		case e.id == "" || strings.Contains(e.data, `"type":"start"`):
+			return true
 		}
-	}
+		s.mu.Lock()
+		s.events = append(s.events, e)
+		s.mu.Unlock()
+		done = strings.Contains(e.data, marked)
+		return !done
+	})
 	if ended != nil {
 		return false, ended
 	}
-	return false, sc.Err()
+	return done, err
 }
 
 // post writes through a node's write endpoint and returns the txn.

@@ -3,7 +3,6 @@ package jetstream
 import (
 	"context"
 	"errors"
-	"fmt"
 	"iter"
 	"time"
 
@@ -98,11 +97,7 @@ func (l *Log) tail(ctx context.Context, seq uint64, yield func(txlog.Record, err
 			return as.resume(seq), true
 		}
 		l.touch()
-		if s := md.Sequence.Stream; s != seq {
-			yield(txlog.Record{}, fmt.Errorf("%w: the follower expected sequence %d, the stream gave %d", txlog.ErrHistoryUnavailable, seq, s))
-			return seq, false
-		}
-		data, done, err := as.add(seq, m.Headers(), m.Data())
+		rec, done, err := as.next(seq, md.Sequence.Stream, m.Headers(), m.Data())
 		if err != nil {
 			yield(txlog.Record{}, err)
 			return seq, false
@@ -110,11 +105,6 @@ func (l *Log) tail(ctx context.Context, seq uint64, yield func(txlog.Record, err
 		seq++
 		if !done {
 			continue
-		}
-		rec, err := txlog.DecodeRecord(data)
-		if err != nil {
-			yield(txlog.Record{}, fmt.Errorf("jetstream: sequence %d: %w", seq-1, err))
-			return seq, false
 		}
 		l.learn(as.first, seq-1, rec, m.Headers().Get(jetstream.MsgIDHeader))
 		if !yield(rec, nil) {

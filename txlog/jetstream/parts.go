@@ -108,6 +108,25 @@ func (a *assembly) add(seq uint64, h nats.Header, data []byte) ([]byte, bool, er
 	return a.data, true, nil
 }
 
+// next takes the message that a consumer gave at sequence got, where the
+// reader expected seq, and returns the record once whole. Anything but
+// seq is a gap (a consumer starts at the first sequence it has when asked
+// for one retention dropped, silently), never passed over.
+func (a *assembly) next(seq, got uint64, h nats.Header, data []byte) (txlog.Record, bool, error) {
+	if got != seq {
+		return txlog.Record{}, false, fmt.Errorf("%w: a reader expected sequence %d, the stream gave %d", txlog.ErrHistoryUnavailable, seq, got)
+	}
+	b, done, err := a.add(seq, h, data)
+	if err != nil || !done {
+		return txlog.Record{}, false, err
+	}
+	rec, err := txlog.DecodeRecord(b)
+	if err != nil {
+		return txlog.Record{}, false, fmt.Errorf("jetstream: sequence %d: %w", seq, err)
+	}
+	return rec, true, nil
+}
+
 // resume is where a reader that stops before seq starts again: at the
 // first part of a record it was gathering.
 func (a *assembly) resume(seq uint64) uint64 {

@@ -167,12 +167,7 @@ func (l *Log) consume(ctx context.Context, seq uint64, yield func(txlog.Record, 
 				yield(txlog.Record{}, fmt.Errorf("jetstream: a reader at sequence %d: %w", seq, err))
 				return seq, false
 			}
-			if s := md.Sequence.Stream; s != seq {
-				// Retention dropped what the reader was to read next.
-				yield(txlog.Record{}, fmt.Errorf("%w: the reader expected sequence %d, the stream gave %d", txlog.ErrHistoryUnavailable, seq, s))
-				return seq, false
-			}
-			data, done, err := as.add(seq, m.Headers(), m.Data())
+			rec, done, err := as.next(seq, md.Sequence.Stream, m.Headers(), m.Data())
 			if err != nil {
 				yield(txlog.Record{}, err)
 				return seq, false
@@ -180,11 +175,6 @@ func (l *Log) consume(ctx context.Context, seq uint64, yield func(txlog.Record, 
 			seq++
 			if !done {
 				continue
-			}
-			rec, err := txlog.DecodeRecord(data)
-			if err != nil {
-				yield(txlog.Record{}, fmt.Errorf("jetstream: sequence %d: %w", seq-1, err))
-				return seq, false
 			}
 			if !yield(rec, nil) {
 				return seq, false
