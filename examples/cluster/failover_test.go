@@ -223,10 +223,17 @@ func TestFailover(t *testing.T) {
 	// Writers: two per node, on documents 1 to 8; one whose node is gone
 	// writes on the next.
 	var mu sync.Mutex
-	committed := []txlog.Txn{first}
-	var returnedAt []time.Time // when each write returned, in order
 	var stop atomic.Bool
 	var writers sync.WaitGroup
+	defer func() {
+		// A failure ends the test early: its goroutines end first.
+		cancel()
+		stop.Store(true)
+		writers.Wait()
+		wg.Wait()
+	}()
+	committed := []txlog.Txn{first}
+	var returnedAt []time.Time // when each write returned, in order
 	for n := range 3 {
 		for w := range 2 {
 			writers.Go(func() {

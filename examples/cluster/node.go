@@ -59,31 +59,16 @@ func runNode(cfgJSON string) error {
 	if err != nil {
 		return err
 	}
-	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	octx, cancel := context.WithTimeout(ctx, 50*time.Second)
 	defer cancel()
-	// A 2 s bound on each request: an append in flight to a killed leader
-	// is sent again after it (its message ID makes that safe), not after
-	// the default 10 s.
-	l, err := tjs.Open(octx, js, tjs.Options{Stream: streamName, Timeout: 2 * time.Second})
-	if err != nil {
-		return err
-	}
-	cps, err := tjs.OpenCheckpoints(octx, js, bucketName, l, 3)
-	if err != nil {
-		l.Close()
-		return err
-	}
-	// The servers may be electing a leader (one was just killed): a
-	// checkpoint that cannot be listed or read yet is tried again.
 	var b *broker.Broker
-	for attempt := 1; ; attempt++ {
-		b, err = broker.New(broker.Options{Log: l, Schema: site.Schema(),
-			Checkpoint: broker.CheckpointOptions{Store: cps, Every: cfg.CheckpointEvery, Keep: cfg.CheckpointKeep}})
-		if err == nil {
+	for {
+		// The servers may be electing leaders (one was just killed): what
+		// cannot be reached yet is tried again, until octx ends.
+		if b, err = openBroker(octx, js, cfg); err == nil {
 			break
 		}
-		if attempt == 10 || ctx.Err() != nil {
-			l.Close()
+		if octx.Err() != nil {
 			return err
 		}
 		slog.Warn("cluster node: starting again", "err", err)
@@ -117,4 +102,29 @@ func runNode(cfgJSON string) error {
 		err = nil
 	}
 	return err
+}
+
+// openBroker opens the log, the checkpoints and the broker of a node.
+func openBroker(ctx context.Context, js jetstream.JetStream, cfg nodeConfig) (*broker.Broker, error) {
+	// A 2 s bound on each request: an append in flight to a killed leader
+	// is sent again after it (its message ID makes that safe), not after
+	// the default 10 s.
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	l, err := tjs.Open(rctx, js, tjs.Options{Stream: streamName, Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	cps, err := tjs.OpenCheckpoints(rctx, js, bucketName, l, 3)
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	b, err := broker.New(broker.Options{Log: l, Schema: site.Schema(),
+		Checkpoint: broker.CheckpointOptions{Store: cps, Every: cfg.CheckpointEvery, Keep: cfg.CheckpointKeep}})
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	return b, nil
 }
