@@ -112,6 +112,23 @@
 // stream ends with shutting_down and its last cursor. A new process (or
 // New on the reopened log) rebuilds the state from what the log holds.
 //
+// # Several nodes on one log
+//
+// On a txlog.Shared log (txlog/jetstream's, on a JetStream stream), each
+// broker is one node of a replicated broker: its state and its events
+// come only from the records it follows, every node's, in log order, so
+// every node delivers the same events with the same cursors and a client
+// resumes on any node. Commit appends only after the record its state is
+// at (txlog.Shared's StageAfter), runs the transaction again when another
+// node appended first (up to MaxCommitAttempts, then ErrConflict), and
+// returns once this node has applied the record. A cursor taken on a node
+// further ahead waits up to CursorWait for this one to catch up. A node
+// that hears nothing from its log for Options.CutOffAfter ends its streams
+// with shutting_down and their cursors, and refuses work with ErrCutOff
+// until it hears again. Checkpoints can be shared (CheckpointOptions'
+// Store), so that a new node starts from one and the log after it. Every
+// node must be given the same schema. See examples/cluster.
+//
 // # Guarantees
 //
 // Every front (the Go iterator, and the HTTP transports on top of it) gets
