@@ -42,6 +42,16 @@
 // ErrConflict; once they are settled, the log follows the stream's last
 // record, and the next Stage appends after it.
 //
+// # Several nodes
+//
+// The log is a txlog.Shared: Follow yields every record as the stream
+// gets it, this log's and other appenders' (a node learns what the others
+// commit), StageAfter appends only after a given record (a node commits
+// only on the state it has), and Contact says when the servers last
+// answered. A broker on it is one node of a replicated broker (see the
+// broker package doc); Checkpoints keeps the nodes' checkpoints in an
+// object store, and purges the stream below the oldest one kept.
+//
 // # What an acknowledged append means
 //
 // An acknowledgement means the record is stored on a quorum of the
