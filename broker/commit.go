@@ -39,15 +39,9 @@ func (b *Broker) commit(cat *entrystore.Catalog, ws []txlog.Write) (txlog.Txn, e
 	// Diff every write before anything is appended, so that a write the
 	// indexes refuse (too many entries) rolls the whole transaction back.
 	diffs := b.takeDiffs(len(ws))
-	for i := range ws {
-		w := &ws[i]
-		if w.Action == txlog.ActionRewrite {
-			continue
-		}
-		if err := cat.Diff(&diffs[i], w.Ref, w.Before, w.After); err != nil {
-			b.putDiffs(diffs)
-			return 0, &WriteError{Op: w.Action.String(), Ref: w.Ref, Err: err}
-		}
+	if err := diffWrites(cat, ws, diffs); err != nil {
+		b.putDiffs(diffs)
+		return 0, err
 	}
 	txn, err := b.log.Stage(ws)
 	if err != nil {
@@ -65,6 +59,22 @@ func (b *Broker) commit(cat *entrystore.Catalog, ws []txlog.Write) (txlog.Txn, e
 	}
 	b.deliverUpTo(txn)
 	return txn, nil
+}
+
+// diffWrites diffs each write of a record into diffs (a history rewrite
+// has none), refusing what the indexes refuse (an unknown collection, too
+// many entries).
+func diffWrites(cat *entrystore.Catalog, ws []txlog.Write, diffs []entrystore.Diff) error {
+	for i := range ws {
+		w := &ws[i]
+		if w.Action == txlog.ActionRewrite {
+			continue
+		}
+		if err := cat.Diff(&diffs[i], w.Ref, w.Before, w.After); err != nil {
+			return &WriteError{Op: w.Action.String(), Ref: w.Ref, Err: err}
+		}
+	}
+	return nil
 }
 
 // apply makes a commit the state. Called with mu held.

@@ -87,25 +87,17 @@ func (b *Broker) applyFollowed(rec txlog.Record) error {
 	cat := b.cat.Load()
 	ws := make([]txlog.Write, len(rec.Writes))
 	diffs := b.takeDiffs(len(ws))
-	for i := range rec.Writes {
-		w := rec.Writes[i]
+	for i, w := range rec.Writes {
 		if w.After != nil {
 			// The state keeps the image: not the follower's buffer, which
 			// holds the before images too.
 			w.After = bytes.Clone(w.After)
 		}
 		ws[i] = w
-		if w.Action == txlog.ActionRewrite {
-			continue
-		}
-		if _, err := cat.CollectionSet(w.Ref.Collection); err != nil {
-			b.putDiffs(diffs)
-			return fmt.Errorf("txn %d of the shared log: %s: %w (every node needs the same schema)", rec.Txn, w.Ref, err)
-		}
-		if err := cat.Diff(&diffs[i], w.Ref, w.Before, w.After); err != nil {
-			b.putDiffs(diffs)
-			return fmt.Errorf("txn %d of the shared log: %s: %w (every node needs the same schema)", rec.Txn, w.Ref, err)
-		}
+	}
+	if err := diffWrites(cat, ws, diffs); err != nil {
+		b.putDiffs(diffs)
+		return fmt.Errorf("txn %d of the shared log: %w (every node needs the same schema)", rec.Txn, err)
 	}
 	b.apply(rec.Txn, ws, diffs)
 	b.deliver(rec.Txn, cat, ws, diffs)
@@ -130,7 +122,12 @@ func (b *Broker) commitShared(ctx context.Context, build func(cat *entrystore.Ca
 		cat := b.cat.Load()
 		ws, berr := build(cat)
 		if berr == nil && len(ws) > 0 {
-			berr = checkDiffs(cat, ws)
+			// Refuse here what the indexes would refuse: every node
+			// applies every record the log holds. (The follower diffs the
+			// record again when it applies it.)
+			diffs := b.takeDiffs(len(ws))
+			berr = diffWrites(cat, ws, diffs)
+			b.putDiffs(diffs)
 		}
 		if berr != nil || len(ws) == 0 {
 			p := b.published
@@ -164,33 +161,12 @@ func (b *Broker) commitShared(ctx context.Context, build func(cat *entrystore.Ca
 	return 0, fmt.Errorf("broker: %d attempts, other nodes appended first each time: %w", MaxCommitAttempts, err)
 }
 
-// checkDiffs refuses writes the indexes would refuse, before they are
-// appended: a node applies every record the log holds.
-func checkDiffs(cat *entrystore.Catalog, ws []txlog.Write) error {
-	var d entrystore.Diff
-	for i := range ws {
-		w := &ws[i]
-		if w.Action == txlog.ActionRewrite {
-			continue
-		}
-		if err := cat.Diff(&d, w.Ref, w.Before, w.After); err != nil {
-			return &WriteError{Op: w.Action.String(), Ref: w.Ref, Err: err}
-		}
-	}
-	return nil
-}
-
-// awaitApplied returns once the state is at txn or past it.
+// awaitApplied returns once the state is at txn or past it, or the broker
+// stops, or ctx is done.
 func (b *Broker) awaitApplied(ctx context.Context, txn txlog.Txn) error {
-	return b.awaitState(ctx, func() bool { return b.head >= txn })
-}
-
-// awaitState waits until ready, checked under mu at each change, or the
-// broker stops, or ctx is done.
-func (b *Broker) awaitState(ctx context.Context, ready func() bool) error {
 	for {
 		b.mu.Lock()
-		if ready() {
+		if b.head >= txn {
 			b.mu.Unlock()
 			return nil
 		}
