@@ -3,105 +3,18 @@ package client
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tidings/tidings/broker"
+	"github.com/tidings/tidings/internal/tcprelay"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
-
-// proxy is a TCP proxy on loopback whose connections can be cut.
-type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  map[net.Conn]net.Conn // client side → server side
-	wg     sync.WaitGroup
-	cuts   atomic.Int64
-}
-
-func newProxy(t testing.TB, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target, conns: map[net.Conn]net.Conn{}}
-	p.wg.Add(1)
-	go p.accept()
-	return p
-}
-
-func (p *proxy) URL() string { return "http://" + p.ln.Addr().String() }
-
-func (p *proxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns[c] = s
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.pipe(c, s, c, s)
-		go p.pipe(c, s, s, c)
-	}
-}
-
-// pipe copies src to dst, then closes both sides of the pair.
-func (p *proxy) pipe(c, s net.Conn, dst io.Writer, src io.Reader) {
-	defer p.wg.Done()
-	io.Copy(dst, src)
-	c.Close()
-	s.Close()
-	p.mu.Lock()
-	delete(p.conns, c)
-	p.mu.Unlock()
-}
-
-// cut closes each live connection with probability prob; it returns how
-// many it closed.
-func (p *proxy) cut(rng *rand.Rand, prob float64) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for c, s := range p.conns {
-		if rng.Float64() < prob {
-			c.Close()
-			s.Close()
-			delete(p.conns, c)
-			n++
-		}
-	}
-	p.cuts.Add(int64(n))
-	return n
-}
-
-func (p *proxy) Close() {
-	p.ln.Close()
-	p.mu.Lock()
-	for c, s := range p.conns {
-		c.Close()
-		s.Close()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
-}
 
 // chaosEvent is what the test compares of an event.
 type chaosEvent struct {
@@ -213,9 +126,9 @@ func testChaos(t *testing.T, h2c, sse bool) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 
 	ts, b := server(t, nil)
-	p := newProxy(t, strings.TrimPrefix(ts.URL, "http://"))
+	p := tcprelay.Start(t, strings.TrimPrefix(ts.URL, "http://"))
 	defer p.Close()
-	c := &Client{URL: p.URL(), H2C: h2c, SSE: sse, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
+	c := &Client{URL: "http://" + p.Addr(), H2C: h2c, SSE: sse, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
 	defer c.Close()
 
 	// The documents exist before their streams open.
@@ -292,7 +205,7 @@ func testChaos(t *testing.T, h2c, sse bool) {
 				return
 			case <-timer.C:
 			}
-			p.cut(crng, 0.5)
+			p.Cut(crng, 0.5)
 			rounds++
 		}
 	}()
@@ -396,8 +309,8 @@ func testChaos(t *testing.T, h2c, sse bool) {
 	if !ok {
 		t.Fatal("not every subscriber saw the marker in time")
 	}
-	t.Logf("%d commits, %d cut rounds, %d connections cut", commits+1, rounds, p.cuts.Load())
-	if p.cuts.Load() == 0 {
+	t.Logf("%d commits, %d cut rounds, %d connections cut", commits+1, rounds, p.Cuts())
+	if p.Cuts() == 0 {
 		t.Fatal("no connection was cut")
 	}
 }
@@ -443,10 +356,10 @@ func TestBackoffResetsAfterWorkingConnection(t *testing.T) {
 		lo   = time.Millisecond
 	)
 	ts, b := server(t, nil)
-	p := newProxy(t, strings.TrimPrefix(ts.URL, "http://"))
+	p := tcprelay.Start(t, strings.TrimPrefix(ts.URL, "http://"))
 	defer p.Close()
 	w := &waits{}
-	c := &Client{URL: p.URL(), MinBackoff: lo, MaxBackoff: time.Hour, Logger: slog.New(w)}
+	c := &Client{URL: "http://" + p.Addr(), MinBackoff: lo, MaxBackoff: time.Hour, Logger: slog.New(w)}
 	defer c.Close()
 	sub, err := c.Subscribe(context.Background(), subscription.Collection("spells"), subscription.Options{})
 	if err != nil {
@@ -462,7 +375,7 @@ func TestBackoffResetsAfterWorkingConnection(t *testing.T) {
 		if e := next(); e.Txn != txn {
 			t.Fatalf("event %s, want txn %d", e.JSON, txn)
 		}
-		if n := p.cut(rng, 1); n == 0 {
+		if n := p.Cut(rng, 1); n == 0 {
 			t.Fatal("no connection to cut")
 		}
 	}

@@ -3,87 +3,24 @@ package jetstream
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tidings/tidings/broker"
+	"github.com/tidings/tidings/internal/tcprelay"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
 
-// proxy is a TCP relay to a server that a test can cut (every connection
-// dropped, new ones refused) and restore: a network partition.
-type proxy struct {
-	t      *testing.T
-	target string
-	addr   string
-	mu     sync.Mutex
-	ln     net.Listener
-	conns  []net.Conn
-	wg     sync.WaitGroup
+// relay puts a cuttable TCP relay (a network partition) in front of the
+// NATS server at url.
+func relay(t *testing.T, url string) *tcprelay.Relay {
+	r := tcprelay.Start(t, strings.TrimPrefix(url, "nats://"))
+	t.Cleanup(r.Close)
+	return r
 }
-
-func newProxy(t *testing.T, target string) *proxy {
-	p := &proxy{t: t, target: target}
-	p.listen("127.0.0.1:0")
-	t.Cleanup(func() {
-		p.cut()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *proxy) url() string { return "nats://" + p.addr }
-
-func (p *proxy) listen(addr string) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.mu.Lock()
-	p.ln, p.addr = ln, ln.Addr().String()
-	p.mu.Unlock()
-	p.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			p.wg.Go(func() { io.Copy(s, c); s.Close() })
-			p.wg.Go(func() { io.Copy(c, s); c.Close() })
-		}
-	})
-}
-
-// cut drops every connection and refuses new ones.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-// restore takes connections again, on the same address.
-func (p *proxy) restore() { p.listen(p.addr) }
 
 // TestPartition: a node whose connection to the servers is cut keeps its
 // streams open (heartbeats) until CutOffAfter, then ends them with
@@ -94,10 +31,10 @@ func (p *proxy) restore() { p.listen(p.addr) }
 func TestPartition(t *testing.T) {
 	url := runServer(t).ClientURL()
 	name := newStreamName()
-	px := newProxy(t, url[len("nats://"):])
+	px := relay(t, url)
 	const cutOffAfter = time.Second
 	cut, err := broker.New(broker.Options{
-		Log:         openLog(t, connect(t, px.url()), Options{Stream: name, Timeout: time.Second}),
+		Log:         openLog(t, connect(t, "nats://"+px.Addr()), Options{Stream: name, Timeout: time.Second}),
 		Schema:      spellSchema,
 		CutOffAfter: cutOffAfter,
 	})
@@ -145,7 +82,7 @@ func TestPartition(t *testing.T) {
 		default:
 			got = append(got, seen{e.Txn, e.CursorString(), string(e.JSON)})
 			if len(got) == 2 {
-				px.cut()
+				px.Pause()
 				cutAt = time.Now()
 				// Written while the node is cut off: it must not show them.
 				commit(other, "c")
@@ -191,7 +128,7 @@ func TestPartition(t *testing.T) {
 	}
 
 	// The connection back: the node catches up and serves again.
-	px.restore()
+	px.Resume()
 	deadline := time.Now().Add(30 * time.Second)
 	for cut.Head() < last {
 		if time.Now().After(deadline) {
@@ -219,9 +156,9 @@ func TestPartition(t *testing.T) {
 func TestCursorAhead(t *testing.T) {
 	url := runServer(t).ClientURL()
 	name := newStreamName()
-	px := newProxy(t, url[len("nats://"):])
+	px := relay(t, url)
 	behind, err := broker.New(broker.Options{
-		Log:    openLog(t, connect(t, px.url()), Options{Stream: name, Timeout: time.Second}),
+		Log:    openLog(t, connect(t, "nats://"+px.Addr()), Options{Stream: name, Timeout: time.Second}),
 		Schema: spellSchema,
 	})
 	if err != nil {
@@ -241,7 +178,7 @@ func TestCursorAhead(t *testing.T) {
 		}
 		return txn
 	}
-	px.cut()
+	px.Pause()
 	commit("a")
 	commit("b")
 	last := commit("c")
@@ -252,7 +189,7 @@ func TestCursorAhead(t *testing.T) {
 	if err != nil || len(all) != 3 {
 		t.Fatalf("on the node ahead: %d events, %v", len(all), err)
 	}
-	px.restore()
+	px.Resume()
 	if h := behind.Head(); h >= last {
 		t.Fatalf("the node is at %d already: the test needs it behind %d", h, last)
 	}
