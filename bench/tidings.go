@@ -39,7 +39,8 @@ type tidings struct {
 	format string
 	ctx    context.Context
 	cancel context.CancelFunc
-	subs   sync.WaitGroup
+	mu     sync.Mutex
+	ended  []<-chan struct{} // closed after each subscription's last callback
 }
 
 func openTidings(tr string) func(w *Workload) (system, error) {
@@ -96,25 +97,28 @@ func (t *tidings) publish(_ uint64, p []byte) error {
 	return err
 }
 
-// subscribe opens a subscription read by a goroutine of its own, a batch
-// at a time (Batches: the events that were ready together, which is how
-// transport's writers read, too). The clock is read once per batch: every
-// event of the batch reached the consumer at that moment.
+// subscribe opens a subscription delivered by the broker's workers
+// (Subscription.Deliver), a batch at a time: as go-sse and centrifuge
+// deliver in process, with callbacks, and as a program with thousands of
+// in-process subscribers should. The clock is read once per batch: every
+// event of the batch reached the subscriber at that moment.
 func (t *tidings) subscribe(f *fleet, r *receiver) error {
 	sub, err := t.b.Subscribe(t.ctx, t.target, t.opt)
 	if err != nil {
 		return err
 	}
-	t.subs.Go(func() {
-		for batch := range sub.Batches() {
-			now := time.Now().UnixNano()
-			for i := range batch {
-				if seq, sent, ok := parseEvent(batch[i].JSON); ok {
-					now = f.deliver(r, seq, sent, now)
-				}
+	ended := sub.Deliver(func(batch []subscription.Event) bool {
+		now := time.Now().UnixNano()
+		for i := range batch {
+			if seq, sent, ok := parseEvent(batch[i].JSON); ok {
+				now = f.deliver(r, seq, sent, now)
 			}
 		}
+		return true
 	})
+	t.mu.Lock()
+	t.ended = append(t.ended, ended)
+	t.mu.Unlock()
 	return nil
 }
 
@@ -147,7 +151,9 @@ func (t *tidings) close() {
 		t.lb.close()
 	}
 	t.cancel() // ends every in-process subscription
-	t.subs.Wait()
+	for _, ch := range t.ended {
+		<-ch
+	}
 	if err := t.b.Close(); err != nil {
 		panic(fmt.Sprintf("closing the broker: %v", err))
 	}

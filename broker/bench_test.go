@@ -164,13 +164,19 @@ func idleBroker(b *testing.B, ref txlog.Ref, n int) (*Broker, float64) {
 // second, from commit to each consumer receiving it. allocs/op includes,
 // spread over the run, two allocations per subscriber on its first event
 // (its queue's ring and its batch); none is per delivery.
+//
+// deliver/subs=N is the same with Subscription.Deliver: the callbacks run
+// on the broker's delivery workers instead of a goroutine per subscriber.
 func BenchmarkFanout(b *testing.B) {
 	for _, n := range []int{1_000, 10_000, 100_000} {
-		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) { benchFanout(b, n) })
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) { benchFanout(b, n, false) })
+	}
+	for _, n := range []int{1_000, 10_000, 100_000} {
+		b.Run(fmt.Sprintf("deliver/subs=%d", n), func(b *testing.B) { benchFanout(b, n, true) })
 	}
 }
 
-func benchFanout(b *testing.B, n int) {
+func benchFanout(b *testing.B, n int, deliver bool) {
 	ctx := context.Background()
 	br := benchBroker(b, Options{})
 	ref := txlog.Ref{Collection: "spells", ID: "1"}
@@ -194,19 +200,32 @@ func benchFanout(b *testing.B, n int) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		take := func(e *subscription.Event) {
+			switch {
+			case e.Type == subscription.TypeStart:
+				started.Done()
+			case e.Type == subscription.TypeSet:
+				if received.Add(1) == want.Load() {
+					complete <- struct{}{}
+				}
+			case e.Type == subscription.TypeError && e.Action == subscription.CodeShuttingDown:
+			default:
+				wrong.Add(1)
+			}
+		}
+		if deliver {
+			ended := s.Deliver(func(batch []subscription.Event) bool {
+				for i := range batch {
+					take(&batch[i])
+				}
+				return true
+			})
+			running.Go(func() { <-ended })
+			continue
+		}
 		running.Go(func() {
 			for e := range s.Events() {
-				switch {
-				case e.Type == subscription.TypeStart:
-					started.Done()
-				case e.Type == subscription.TypeSet:
-					if received.Add(1) == want.Load() {
-						complete <- struct{}{}
-					}
-				case e.Type == subscription.TypeError && e.Action == subscription.CodeShuttingDown:
-				default:
-					wrong.Add(1)
-				}
+				take(&e)
 			}
 		})
 	}

@@ -102,6 +102,7 @@ type Broker struct {
 	cat     atomic.Pointer[entrystore.Catalog] // read without mu by catching-up subscribers
 	closing chan struct{}                      // closed by Close: wakes every subscriber
 	stats   counters
+	workers deliveryWorkers // for Subscription.Deliver
 }
 
 // New returns a broker. On a log that already holds records (a reopened
@@ -134,6 +135,7 @@ func New(opt Options) (*Broker, error) {
 	}
 	b.cat.Store(cat)
 	b.subs.init()
+	b.workers.init()
 	b.ckpt = initCheckpoints(opt.Checkpoint, b.log)
 	if err := b.loadState(); err != nil {
 		return nil, err
@@ -264,6 +266,7 @@ func (b *Broker) Close() error {
 	b.closeCalled = true
 	b.stop()
 	b.mu.Unlock()
+	b.workers.close() // after stop: the callbacks get their last events
 	if b.shared != nil {
 		b.stopFollow()
 		<-b.followed

@@ -743,6 +743,10 @@ type consumer struct {
 	x    xSub
 	sub  *Subscription
 	kind string // fresh, late, twin, requit (resumed after quitting), recancel
+	// deliver: read with Deliver's callbacks, not a loop over Events.
+	deliver bool
+	n       int // events taken, status aside (the consumer's goroutine)
+	unread  int // events of its last batch after it quit
 
 	quitAfter int                // break out after this many events; 0: never
 	cancel    context.CancelFunc // non-nil: its context may be cancelled
@@ -771,41 +775,63 @@ type waiter struct {
 	ch chan struct{}
 }
 
+// run reads the consumer's stream to its end: a loop over Events, or
+// the callbacks of Deliver on the broker's workers.
 func (c *consumer) run() {
 	defer close(c.done)
-	n := 0
-	for e := range c.sub.Events() {
-		if e.Type == subscription.TypeStatus {
-			c.mu.Lock()
-			c.status = append(c.status, e)
-			c.mu.Unlock()
-			continue
-		}
-		n++
-		c.mu.Lock()
-		c.got = append(c.got, e)
-		c.waiters = slices.DeleteFunc(c.waiters, func(w waiter) bool {
-			if w.n <= n {
-				close(w.ch)
-				return true
+	if c.deliver {
+		<-c.sub.Deliver(func(batch []subscription.Event) bool {
+			for i, e := range batch {
+				if !c.take(e) {
+					// Handed over in the batch, and counted as delivered.
+					c.unread = len(batch) - i - 1
+					return false
+				}
 			}
-			return false
+			return true
 		})
-		if n == c.quitAfter {
-			c.quit = true
-		}
-		c.mu.Unlock()
-		if n == c.quitAfter {
+		return
+	}
+	for e := range c.sub.Events() {
+		if !c.take(e) {
 			break
 		}
-		if c.pauseEach > 0 && c.rng.IntN(c.pauseEach) == 0 {
-			if c.pauseMax > 0 {
-				time.Sleep(time.Duration(c.rng.IntN(c.pauseMax)) * time.Microsecond)
-			} else {
-				runtime.Gosched()
-			}
+	}
+}
+
+// take records e; it reports false when the consumer quits.
+func (c *consumer) take(e subscription.Event) bool {
+	if e.Type == subscription.TypeStatus {
+		c.mu.Lock()
+		c.status = append(c.status, e)
+		c.mu.Unlock()
+		return true
+	}
+	c.n++
+	c.mu.Lock()
+	c.got = append(c.got, e)
+	c.waiters = slices.DeleteFunc(c.waiters, func(w waiter) bool {
+		if w.n <= c.n {
+			close(w.ch)
+			return true
+		}
+		return false
+	})
+	if c.n == c.quitAfter {
+		c.quit = true
+	}
+	c.mu.Unlock()
+	if c.n == c.quitAfter {
+		return false
+	}
+	if c.pauseEach > 0 && c.rng.IntN(c.pauseEach) == 0 {
+		if c.pauseMax > 0 {
+			time.Sleep(time.Duration(c.rng.IntN(c.pauseMax)) * time.Microsecond)
+		} else {
+			runtime.Gosched()
 		}
 	}
+	return true
 }
 
 // reach returns a channel closed once the consumer holds n events.
@@ -1339,6 +1365,7 @@ func (m *model) start(x xSub, kind string, slow bool) *consumer {
 	if slow {
 		c.pauseEach, c.pauseMax = 1+r.IntN(8), pick(r, 0, 20, 100)
 	}
+	c.deliver = r.IntN(2) == 0
 	if x.opt.Cursor == "" && x.target.kind == subscription.KindDocument && r.IntN(5) == 0 {
 		// A document stream on a missing document fails, as in Fauna.
 		missing := txlog.Ref{Collection: "notes", ID: "missing"}
@@ -1719,7 +1746,7 @@ func runModel(t *testing.T, seed uint64, lg txlog.Log, ntx, nsubs int) {
 	end := b.Stats()
 	var delivered int64
 	for _, c := range m.subs {
-		delivered += int64(len(c.got) + len(c.status))
+		delivered += int64(len(c.got) + len(c.status) + c.unread)
 	}
 	if end.Subscriptions != 0 || end.BytesBuffered != 0 || end.CatchingUp != 0 ||
 		end.Commits != int64(m.n.committed) || end.EventsDelivered != delivered {

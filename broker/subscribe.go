@@ -45,8 +45,9 @@ type Subscription struct {
 	stop  func() bool          // stops the context's AfterFunc
 	once  sync.Once            // Close
 	done  chan struct{}        // closed by Close
-	used  atomic.Bool          // Events was called
+	used  atomic.Bool          // Events, Batches or Deliver was called
 	batch []*subscription.Event
+	cb    *callback // Deliver's state
 	// delivered counts events handed over since the last addition to the
 	// broker's shared counter: added once per wait, not per event, because
 	// an atomic add per event from every consumer would bounce one cache
@@ -270,23 +271,8 @@ func (k *sink) flush() bool {
 // run is the consumer: it yields from the queue while live, and reads the
 // log while the queue is overflowed.
 func (s *Subscription) run(k *sink) {
-	b := s.b
-	// The start txn may be a pending commit's: nothing is shown until it is
-	// durable and delivered.
-	if err := b.awaitPublished(s.start.Txn, s.done); err != nil {
-		if !errors.Is(err, ErrClosed) {
-			// The log failed: the start txn may be lost. A resumed stream
-			// may go on from its cursor after a restart; a new one must
-			// start again.
-			if s.opt.Cursor == "" {
-				s.pos = txlog.Cursor{}
-			}
-			s.fail(k, subscription.CodeShuttingDown, "the broker stopped: its log failed")
-		}
-		return
-	}
 	defer s.countDelivered()
-	if !s.deliver(k, &s.start) || !s.snapshot(k) || !k.flush() {
+	if !s.begin(k) {
 		return
 	}
 	var timer *time.Timer
@@ -297,21 +283,11 @@ func (s *Subscription) run(k *sink) {
 		beat = timer.C
 	}
 	for {
-		batch, overflowed, d := s.sub.q.Take(s.batch[:0])
-		if d != 0 {
-			b.stats.buffered.Add(int64(d))
-		}
-		for i, e := range batch {
-			batch[i] = nil
-			if e.After(s.pos) && !s.deliver(k, e) {
-				return
-			}
-		}
-		s.batch = batch[:0]
-		if !k.flush() {
+		got, overflowed, ok := s.drain(k, &s.batch)
+		if !ok {
 			return
 		}
-		if len(batch) > 0 {
+		if got {
 			if timer != nil {
 				timer.Reset(s.opt.Heartbeat)
 			}
@@ -334,27 +310,87 @@ func (s *Subscription) run(k *sink) {
 			select {
 			case <-s.sub.q.Wake():
 			case <-beat:
-				st := subscription.Event{Type: subscription.TypeStatus, Txn: b.Head()}
-				st.JSON = wire.AppendStatus(nil, st.Txn)
-				if !s.deliver(k, &st) || !k.flush() {
+				if !s.heartbeat(k) {
 					return
 				}
 				timer.Reset(s.opt.Heartbeat)
 			}
 		}
-		select {
-		case <-s.done:
-			return
-		case <-b.closing:
-			s.shutdown(k)
-			return
-		default:
-		}
-		if b.cutOff.Load() {
-			s.cutOff(k)
+		if s.stopped(k) {
 			return
 		}
 	}
+}
+
+// begin delivers the start event and the snapshot, once the start txn is
+// published. It reports whether the stream goes on.
+func (s *Subscription) begin(k *sink) bool {
+	// The start txn may be a pending commit's: nothing is shown until it is
+	// durable and delivered.
+	if err := s.b.awaitPublished(s.start.Txn, s.done); err != nil {
+		if !errors.Is(err, ErrClosed) {
+			// The log failed: the start txn may be lost. A resumed stream
+			// may go on from its cursor after a restart; a new one must
+			// start again.
+			if s.opt.Cursor == "" {
+				s.pos = txlog.Cursor{}
+			}
+			s.fail(k, subscription.CodeShuttingDown, "the broker stopped: its log failed")
+		}
+		return false
+	}
+	return s.deliver(k, &s.start) && s.snapshot(k) && k.flush()
+}
+
+// drain delivers what the queue holds, taking it into *scratch (kept
+// for the next time). It reports whether it delivered anything, whether
+// the queue has overflowed (the log has the rest), and whether the
+// stream goes on.
+func (s *Subscription) drain(k *sink, scratch *[]*subscription.Event) (got, overflowed, ok bool) {
+	batch, overflowed, d := s.sub.q.Take((*scratch)[:0])
+	if d != 0 {
+		s.b.stats.buffered.Add(int64(d))
+	}
+	ok = true
+	for i, e := range batch {
+		batch[i] = nil
+		if ok && e.After(s.pos) && !s.deliver(k, e) {
+			ok = false
+		}
+	}
+	*scratch = batch[:0]
+	return len(batch) > 0, overflowed, ok && k.flush()
+}
+
+// heartbeat delivers a status event with the head's txn.
+func (s *Subscription) heartbeat(k *sink) bool {
+	st := subscription.Event{Type: subscription.TypeStatus, Txn: s.b.Head()}
+	st.JSON = wire.AppendStatus(nil, st.Txn)
+	return s.deliver(k, &st) && k.flush()
+}
+
+// stopped reports whether the stream has ended: closed, or its broker
+// closing (it delivers what is queued and shutting_down) or cut off.
+func (s *Subscription) stopped(k *sink) bool {
+	// Two selects of one channel each: a receive that would block returns
+	// at once without locking the channel, where one select over both
+	// locks both, and every consumer shares b.closing.
+	select {
+	case <-s.done:
+		return true
+	default:
+	}
+	select {
+	case <-s.b.closing:
+		s.shutdown(k)
+		return true
+	default:
+	}
+	if s.b.cutOff.Load() {
+		s.cutOff(k)
+		return true
+	}
+	return false
 }
 
 // cutOff ends the stream of a node cut off from its shared log, with

@@ -5,6 +5,7 @@ package queue
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/tidings/tidings/subscription"
 )
@@ -35,6 +36,10 @@ type Queue struct {
 	maxEvents  int
 	maxBytes   int
 	wake       chan struct{}
+	// notify, when set, replaces the wake channel: for a consumer that
+	// does not wait on a channel of its own (the broker's delivery
+	// workers). Atomic, because it is set while pushes go on.
+	notify atomic.Pointer[func()]
 }
 
 // NewQueue returns an empty queue bounded by maxEvents and maxBytes.
@@ -149,7 +154,17 @@ func (q *Queue) Wake() <-chan struct{} { return q.wake }
 // wakes, so that it waits on this one channel alone.
 func (q *Queue) Notify() { q.signal() }
 
+// SetNotify makes every later wake-up a call of fn instead of a value on
+// the Wake channel. fn is called without the queue's lock, from the
+// producer's goroutine (under the lock that orders pushes) or from
+// Notify's caller; it must not block.
+func (q *Queue) SetNotify(fn func()) { q.notify.Store(&fn) }
+
 func (q *Queue) signal() {
+	if fn := q.notify.Load(); fn != nil {
+		(*fn)()
+		return
+	}
 	select {
 	case q.wake <- struct{}{}:
 	default:
