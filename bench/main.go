@@ -45,7 +45,7 @@ func main() {
 		os.Exit(clientMain(spec))
 	}
 	var (
-		subs       = flag.String("subs", "1000,10000", "subscriber counts, comma-separated")
+		subs       = flag.String("subs", "100,1000,10000", "subscriber counts, comma-separated")
 		systems    = flag.String("systems", "tidings,go-sse,centrifuge,r3labs", "systems, comma-separated")
 		transports = flag.String("transports", "inproc,sse,ndjson", "transports, comma-separated: inproc, sse, ndjson")
 		kind       = flag.String("kind", KindSet, "tidings' subscription: set (an index matched on a term), collection, document")
@@ -55,7 +55,7 @@ func main() {
 		size       = flag.Int("size", 256, "payload bytes per event")
 		duration   = flag.Duration("duration", 4*time.Second, "how long the second phase lasts")
 		stall      = flag.Float64("stall", 0.01, "fraction of subscribers that stop reading, in a second run of each case; 0: no such runs")
-		window     = flag.Int("window", 64, "events in flight (per window) when -rate is 0")
+		window     = flag.Int("window", 32, "when -rate is 0, the publisher waits at every window of this many events until every reading subscriber has the one before: it is never more than two windows ahead of the slowest")
 		drain      = flag.Duration("drain", 3*time.Second, "after the writer stops, how long without any delivery until the run is taken as over (for the subscribers that kept reading, then for the stalled ones once they read again)")
 		repeat     = flag.Int("repeat", 1, "runs of each case, interleaved (case by case, round after round); the table keeps the median by deliveries/s")
 		out        = flag.String("out", defaultOut(), "directory for results.md, chart.svg and results.json")

@@ -24,7 +24,7 @@ import (
 // calls are ordered; it runs on a delivery worker, or on a goroutine of
 // its own while the subscription starts or catches up from the log. fn
 // should return quickly and must not call Close on the broker. A fn that
-// blocks delays no other subscription for long: after a millisecond
+// blocks delays no other subscription for long: within two milliseconds
 // another worker takes over the others, and events for this one wait in
 // its queue and then in the log, as for a slow loop over Batches. The
 // batch is valid until fn returns. The broker's Close waits for the

@@ -24,7 +24,7 @@ import (
 // own bounded queue, so one that cannot keep up overflows and catches up
 // from the log on a goroutine of its own, as with Batches. And a callback
 // that blocks holds only the worker it runs on: a watchdog sees a worker
-// that has been in one callback for longer than stuckAfter while others
+// that has been in one callback for two checks, stuckAfter apart, while others
 // wait, and starts another worker; the surplus exits when idle.
 type deliveryWorkers struct {
 	mu     sync.Mutex
@@ -48,11 +48,14 @@ const stuckAfter = time.Millisecond
 // worker is one delivery goroutine and its scratch space, reused from one
 // subscriber to the next.
 type worker struct {
-	steps  atomic.Uint64 // callbacks started: unchanged across a watch means stuck
-	busy   atomic.Bool
-	seen   uint64 // steps at the previous watch; guarded by deliveryWorkers.mu
-	events sink
-	batch  []*subscription.Event
+	steps atomic.Uint64 // callbacks started: unchanged across a watch means stuck
+	busy  atomic.Bool
+	// seen is steps at the previous check, strikes the checks in a row
+	// that found it in one callback; guarded by deliveryWorkers.mu.
+	seen    uint64
+	strikes int
+	events  sink
+	batch   []*subscription.Event
 	// took holds the subscribers taken from the line together; the
 	// watchdog puts back into the line those of a stuck worker.
 	took [16]atomic.Pointer[Subscription]
@@ -165,10 +168,11 @@ func (d *deliveryWorkers) watchLocked() {
 	}
 }
 
-// check is the watchdog. A worker still in the callback it was in at
-// the previous check, with other subscribers waiting, is stuck: the
-// subscribers it took but has not begun go back in line, and one more
-// worker is started for it. It watches again while any worker is busy.
+// check is the watchdog. A worker in the callback it was in at the
+// previous check gives back the subscribers it took but has not begun;
+// at two checks in a row it is stuck, and with subscribers waiting one
+// more worker is started for it. It watches again while any worker is
+// busy.
 func (d *deliveryWorkers) check() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -181,11 +185,20 @@ func (d *deliveryWorkers) check() {
 		n := w.steps.Load()
 		if n != w.seen || !w.busy.Load() {
 			moving++
+			w.strikes = 0
 		} else {
+			// In one callback since the last check: what it took and has
+			// not begun goes back in line at once; it counts as stuck at
+			// the second check in a row, so that a worker that the
+			// operating system merely paused on a busy machine is not
+			// replaced.
 			for i := range w.took {
 				if s := w.took[i].Swap(nil); s != nil {
 					d.ready = append(d.ready, s)
 				}
+			}
+			if w.strikes++; w.strikes < 2 {
+				moving++
 			}
 		}
 		busy = busy || w.busy.Load()
