@@ -18,23 +18,68 @@ var (
 	errLifetime = errors.New("the stream reached its maximum lifetime")
 )
 
-// stream is one open stream, as Shutdown sees it.
+// stream is one open stream, as Shutdown sees it. It is part of the
+// stream's pump, and ends the stream without a context of its own: a
+// derived context per stream costs its allocations, the parent's Done
+// channel and a map of children, for as long as the stream lasts.
 type stream struct {
-	cancel context.CancelCauseFunc
-	mu     sync.Mutex
-	timers []*time.Timer
+	mu       sync.Mutex
+	cause    error // why the server ended the stream, once it has
+	ps       *parts
+	cancel   context.CancelFunc // a multiplexed stream's wait, once it waits
+	release  func()             // the connection's count
+	lifetime *time.Timer
+	timers   []*time.Timer // Shutdown's
 }
 
 // endAfter ends the stream with cause after d.
 func (st *stream) endAfter(d time.Duration, cause error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.timers = append(st.timers, time.AfterFunc(d, func() { st.cancel(cause) }))
+	st.timers = append(st.timers, time.AfterFunc(d, func() { st.end(cause) }))
+}
+
+// end ends the stream with cause: it closes its subscriptions, which ends
+// their iterators wherever they wait, and a multiplexed stream's wait.
+func (st *stream) end(cause error) {
+	st.mu.Lock()
+	if st.cause == nil {
+		st.cause = cause
+	}
+	ps, cancel := st.ps, st.cancel
+	st.mu.Unlock()
+	if ps != nil {
+		ps.closeSubs()
+	}
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// watch hands the stream its subscriptions (and a multiplexed stream's
+// cancel, or nil), for end; when the stream has ended already, it ends
+// them at once.
+func (st *stream) watch(ps *parts, cancel context.CancelFunc) {
+	st.mu.Lock()
+	st.ps, st.cancel = ps, cancel
+	ended := st.cause != nil
+	st.mu.Unlock()
+	if ended {
+		st.end(nil)
+	}
+}
+
+// ended is why the server ended the stream, or nil.
+func (st *stream) ended() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.cause
 }
 
 func (st *stream) stopTimers() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.lifetime.Stop()
 	for _, t := range st.timers {
 		t.Stop()
 	}
@@ -43,35 +88,37 @@ func (st *stream) stopTimers() {
 // begin does what every stream does before it subscribes: it counts the
 // stream and its subs subscriptions on its connection (429 beyond the
 // limits), registers it for Shutdown (503 while shutting down), and arms
-// its maximum lifetime. The returned context ends with the stream; end
-// releases it all.
-func (s *Server) begin(w http.ResponseWriter, r *http.Request, subs int) (ctx context.Context, end func(), ok bool) {
+// its maximum lifetime. finish releases it all.
+func (s *Server) begin(w http.ResponseWriter, r *http.Request, st *stream, subs int) bool {
 	release, refused := acquire(r, orDefault(s.MaxStreamsPerConn, DefaultMaxStreamsPerConn),
 		subs, orDefault(s.MaxSubscriptionsPerConn, DefaultMaxSubscriptionsPerConn))
 	if refused != nil {
 		writeError(w, refused)
-		return nil, nil, false
+		return false
 	}
-	ctx, cancel := context.WithCancelCause(r.Context())
-	st := &stream{cancel: cancel}
+	st.release = release
 	if !s.register(st) {
-		cancel(nil)
 		release()
 		writeError(w, &Error{http.StatusServiceUnavailable, CodeShuttingDown, "the server is shutting down"})
-		return nil, nil, false
+		return false
 	}
-	st.endAfter(orDefault(s.MaxLifetime, DefaultMaxLifetime), errLifetime)
-	return ctx, func() {
-		st.stopTimers()
-		cancel(nil)
-		s.unregister(st)
-		release()
-	}, true
+	st.mu.Lock()
+	st.lifetime = time.AfterFunc(orDefault(s.MaxLifetime, DefaultMaxLifetime), func() { st.end(errLifetime) })
+	st.mu.Unlock()
+	return true
 }
 
-// endCode is the error code of a stream the server ended, if it did.
-func endCode(ctx context.Context) (string, bool) {
-	switch cause := context.Cause(ctx); {
+// finish releases what begin took.
+func (s *Server) finish(st *stream) {
+	st.stopTimers()
+	s.unregister(st)
+	st.release()
+}
+
+// endCode is the error code of a stream the server ended (cause, from
+// stream.ended), if it did.
+func endCode(cause error) (string, bool) {
+	switch {
 	case errors.Is(cause, errShutdown):
 		return CodeShuttingDown, true
 	case errors.Is(cause, errLifetime):

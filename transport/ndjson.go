@@ -12,23 +12,29 @@ import (
 // by \r\n, start first.
 func (s *Server) Stream() http.Handler {
 	return s.endpoint(func(w http.ResponseWriter, r *http.Request) {
-		body, done := s.readBody(w, r)
-		req, err := decodeStreamRequest(body)
-		done(err == nil)
-		if err != nil {
-			s.writeErr(w, r, err)
-			return
+		if p := s.openNDJSON(w, r); p != nil {
+			p.run()
 		}
-		if q := r.URL.Query(); q.Has("fields") {
-			fs, err := subscription.ParseFields(q.Get("fields"))
-			if err != nil {
-				writeError(w, badRequest("%v", err))
-				return
-			}
-			req.Fields = fs
-		}
-		s.serve(w, r, req, ndjson{})
 	}, http.MethodPost)
+}
+
+func (s *Server) openNDJSON(w http.ResponseWriter, r *http.Request) *pump {
+	body, done := s.readBody(w, r)
+	req, err := decodeStreamRequest(body)
+	done(err == nil)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return nil
+	}
+	if q := r.URL.Query(); q.Has("fields") {
+		fs, err := subscription.ParseFields(q.Get("fields"))
+		if err != nil {
+			writeError(w, badRequest("%v", err))
+			return nil
+		}
+		req.Fields = fs
+	}
+	return s.open(w, r, &req, ndjson{})
 }
 
 type ndjson struct{}

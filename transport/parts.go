@@ -37,6 +37,7 @@ type part struct {
 // (history_unavailable) ends the whole stream, naming that subscription.
 type parts struct {
 	list  []part
+	one   [1]part        // list's array on a stream of one subscription
 	log   txlog.ID       // the broker's log, for the compound cursor
 	names uint32         // the hash of the sorted names, for the compound cursor
 	pos   []txlog.Cursor // compound's scratch: the pump is one goroutine
@@ -45,22 +46,23 @@ type parts struct {
 
 // parts reads the stream's subscriptions from the request, and asks
 // Authorize about each of them.
-func (s *Server) parts(r *http.Request, req StreamRequest) (*parts, error) {
-	ps := &parts{log: s.Broker.LogID()}
+func (s *Server) parts(r *http.Request, req *StreamRequest, ps *parts) error {
+	ps.log = s.Broker.LogID()
 	if len(req.Subscriptions) == 0 {
 		target, opt, err := req.target()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		ps.list = []part{{target: target, opt: opt}}
-		return ps, s.authorize(r, target)
+		ps.one[0] = part{target: target, opt: opt}
+		ps.list = ps.one[:]
+		return s.authorize(r, target)
 	}
 	if len(req.Subscriptions) > MaxSubscriptionsPerStream {
-		return nil, badRequest("more than %d subscriptions", MaxSubscriptionsPerStream)
+		return badRequest("more than %d subscriptions", MaxSubscriptionsPerStream)
 	}
 	if req.Collection != "" || req.Index != "" || req.Document != nil || len(req.Terms) > 0 || req.Fields != 0 ||
 		req.Snapshot || req.Updates || req.Data || req.PageSize != 0 {
-		return nil, badRequest("with subscriptions, give each one its target and options; only cursor goes beside them")
+		return badRequest("with subscriptions, give each one its target and options; only cursor goes beside them")
 	}
 	names := make([]string, 0, len(req.Subscriptions))
 	for name := range req.Subscriptions {
@@ -74,21 +76,21 @@ func (s *Server) parts(r *http.Request, req StreamRequest) (*parts, error) {
 		p.name = name
 		p.quoted = jsondoc.AppendString(nil, name) // escapes U+0085 too, unlike encoding/json
 		if len(sr.Subscriptions) > 0 {
-			return nil, badRequest("subscription %s: subscriptions do not nest", p.quoted)
+			return badRequest("subscription %s: subscriptions do not nest", p.quoted)
 		}
 		var err error
 		if p.target, p.opt, err = sr.target(); err != nil {
-			return nil, p.named(err)
+			return p.named(err)
 		}
 		if err := s.authorize(r, p.target); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	ps.names = multicursor.NamesHash(names)
 	if req.Cursor != "" {
 		m, err := multicursor.Parse(req.Cursor, len(ps.list), ps.names)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for i := range ps.list {
 			// A part the cursor has no position for (it was cut within its
@@ -98,7 +100,7 @@ func (s *Server) parts(r *http.Request, req StreamRequest) (*parts, error) {
 			}
 		}
 	}
-	return ps, nil
+	return nil
 }
 
 // named prefixes an error with the part's name.
@@ -132,24 +134,21 @@ func (ps *parts) subscribe(ctx context.Context, b *broker.Broker, heartbeat time
 	return nil
 }
 
-// close closes every subscription, which ends their iterators wherever
-// they wait, and waits for multiplex's goroutines.
+// close closes every subscription and waits for multiplex's goroutines.
 func (ps *parts) close() {
-	for _, p := range ps.list {
-		if p.sub != nil {
-			p.sub.Close()
-		}
-	}
+	ps.closeSubs()
 	ps.wg.Wait()
 }
 
-// targets lists the parts' targets, for re-authorization.
-func (ps *parts) targets() []subscription.Target {
-	ts := make([]subscription.Target, len(ps.list))
-	for i, p := range ps.list {
-		ts[i] = p.target
+// closeSubs closes every subscription, which ends their iterators wherever
+// they wait. Safe from any goroutine once subscribe has returned.
+func (ps *parts) closeSubs() {
+	for i := range ps.list {
+		// Only sub is read: the pump writes the rest as it goes.
+		if sub := ps.list[i].sub; sub != nil {
+			sub.Close()
+		}
 	}
-	return ts
 }
 
 // id is what resumes the stream after e, as SSE's id: the event's own

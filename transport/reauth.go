@@ -12,17 +12,17 @@ import (
 // on a heartbeat when the stream is idle, and before the next batch when
 // it is busy (a busy stream sends no heartbeats).
 type reauthorization struct {
-	s       *Server
-	r       *http.Request
-	targets []subscription.Target
-	period  time.Duration
-	next    time.Time
-	due     bool
+	s      *Server
+	r      *http.Request
+	ps     *parts // the targets
+	period time.Duration
+	next   time.Time
+	due    bool
 }
 
-func (s *Server) reauth(r *http.Request, targets ...subscription.Target) *reauthorization {
+func (s *Server) reauth(a *reauthorization, r *http.Request, ps *parts) {
 	period := orDefault(s.Heartbeat, DefaultHeartbeat)
-	return &reauthorization{s: s, r: r, targets: targets, period: period, next: time.Now().Add(period)}
+	*a = reauthorization{s: s, r: r, ps: ps, period: period, next: time.Now().Add(period)}
 }
 
 // batch is called at the start of each batch of events.
@@ -37,8 +37,8 @@ func (a *reauthorization) check(e *subscription.Event) error {
 		return nil
 	}
 	a.due, a.next = false, time.Now().Add(a.period)
-	for _, t := range a.targets {
-		if err := a.s.Authorize(a.r, t); err != nil {
+	for i := range a.ps.list {
+		if err := a.s.Authorize(a.r, a.ps.list[i].target); err != nil {
 			return err
 		}
 	}

@@ -24,16 +24,22 @@ const SSEErrorEvent = "stream_error"
 // original URL.
 func (s *Server) SSE() http.Handler {
 	return s.endpoint(func(w http.ResponseWriter, r *http.Request) {
-		req, err := queryStreamRequest(r.URL.Query())
-		if err != nil {
-			s.writeErr(w, r, err)
-			return
+		if p := s.openSSE(w, r); p != nil {
+			p.run()
 		}
-		if id := r.Header.Get("Last-Event-ID"); id != "" {
-			req.Cursor = id
-		}
-		s.serve(w, r, req, sse{retry: orDefault(s.Retry, DefaultRetry)})
 	}, http.MethodGet)
+}
+
+func (s *Server) openSSE(w http.ResponseWriter, r *http.Request) *pump {
+	req, err := queryStreamRequest(r.URL.Query())
+	if err != nil {
+		s.writeErr(w, r, err)
+		return nil
+	}
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		req.Cursor = id
+	}
+	return s.open(w, r, &req, sse{retry: orDefault(s.Retry, DefaultRetry)})
 }
 
 type sse struct{ retry time.Duration }

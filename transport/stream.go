@@ -19,67 +19,98 @@ type framer interface {
 	frame(dst []byte, e *subscription.Event, name []byte, id string) []byte
 }
 
-// serve runs one stream of one or several subscriptions (its parts): it
-// checks the request, subscribes, and writes every batch of events with
-// one write and one flush, until the client goes, the broker ends the
-// stream, or the server does (shutdown, maximum lifetime, a refused
-// re-authorization), in which case it ends the stream with an error event
-// that carries the cursor to resume from.
+// open starts one stream of one or several subscriptions (its parts): it
+// checks the request, subscribes, and writes the response's header. It
+// returns nil, having answered, when the stream does not start; otherwise
+// the pump's run writes every batch of events with one write and one
+// flush, until the client goes, the broker ends the stream, or the server
+// does (shutdown, maximum lifetime, a refused re-authorization), in which
+// case it ends the stream with an error event that carries the cursor to
+// resume from.
 //
 // Single and multiplexed streams share this one writer, so that what a
 // stream promises (order, resumable cursors, the snapshot rule the broker
 // keeps, re-authorization, the ending events) is written once.
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, req StreamRequest, f framer) {
-	ps, err := s.parts(r, req)
-	if err != nil {
+//
+// Opening and running are two calls, so that the frames of the handler
+// that wait while the stream is idle stay small: a goroutine's stack
+// shrinks at GC only when less than a quarter of it is in use, and the
+// request's parsing and the subscribing need large frames.
+func (s *Server) open(w http.ResponseWriter, r *http.Request, req *StreamRequest, f framer) *pump {
+	// One allocation for the stream's state, which lives as long as it.
+	p := &pump{s: s, r: r, f: f}
+	if err := s.parts(r, req, &p.ps); err != nil {
 		s.writeErr(w, r, err)
-		return
+		return nil
 	}
-	ctx, end, ok := s.begin(w, r, len(ps.list))
-	if !ok {
-		return
+	if !s.begin(w, r, &p.st, len(p.ps.list)) {
+		return nil
 	}
-	defer end()
-	if err := ps.subscribe(ctx, s.Broker, orDefault(s.Heartbeat, DefaultHeartbeat)); err != nil {
+	started := false
+	defer func() {
+		if !started {
+			s.finish(&p.st)
+		}
+	}()
+	// The subscriptions end with the request's context (the client went
+	// away); the server ends them through p.st.
+	if err := p.ps.subscribe(r.Context(), s.Broker, orDefault(s.Heartbeat, DefaultHeartbeat)); err != nil {
 		s.writeErr(w, r, err)
-		return
+		return nil
 	}
-	defer ps.close()
-
-	p := &pump{s: s, r: r, f: f, ps: ps, sw: s.startResponse(w, f), pre: f.preamble(nil)}
-	p.auth = s.reauth(r, ps.targets()...)
-	if len(ps.list) == 1 {
-		p.runOne(ctx)
-	} else {
-		p.runMany(ctx)
-	}
+	p.st.watch(&p.ps, nil)
+	s.startResponse(w, f, &p.sw)
+	p.pre = f.preamble(nil)
+	s.reauth(&p.auth, r, &p.ps)
+	started = true
+	return p
 }
 
-// pump writes a stream's batches of events, framed, to the response.
+// pump is a stream's state, and writes its batches of events, framed, to
+// the response.
 type pump struct {
 	s    *Server
 	r    *http.Request
 	f    framer
-	ps   *parts
-	sw   *streamWriter
-	auth *reauthorization
+	ps   parts
+	st   stream
+	sw   streamWriter
+	auth reauthorization
 	pre  []byte // the preamble, which goes out with the first batch
+}
+
+// run pumps the stream, then closes its subscriptions and releases it.
+func (p *pump) run() {
+	defer p.close()
+	if len(p.ps.list) == 1 {
+		p.runOne()
+	} else {
+		p.runMany()
+	}
+}
+
+func (p *pump) close() {
+	p.ps.close()
+	p.s.finish(&p.st)
 }
 
 // runOne pumps the batches of a stream's only subscription, read on this
 // goroutine: the common case costs no channel and no copy.
-func (p *pump) runOne(ctx context.Context) {
+func (p *pump) runOne() {
 	for batch := range p.ps.list[0].sub.Batches() {
 		if !p.write(func(buf []byte) ([]byte, bool) { return p.frame(buf, 0, batch) }) {
 			return
 		}
 	}
-	p.end(ctx)
+	p.end()
 }
 
 // runMany pumps the batches of several subscriptions: what is ready is
 // drained into one write.
-func (p *pump) runMany(ctx context.Context) {
+func (p *pump) runMany() {
+	ctx, cancel := context.WithCancel(p.r.Context())
+	defer cancel()
+	p.st.watch(&p.ps, cancel)
 	ch, stop := p.ps.multiplex(ctx)
 	defer stop()
 	for {
@@ -87,7 +118,7 @@ func (p *pump) runMany(ctx context.Context) {
 		select {
 		case tb = <-ch:
 		case <-ctx.Done():
-			p.end(ctx)
+			p.end()
 			return
 		}
 		ok := p.write(func(buf []byte) ([]byte, bool) {
@@ -150,9 +181,10 @@ func (p *pump) frame(buf []byte, i int, batch []subscription.Event) ([]byte, boo
 
 // end writes the stream's ending when the server ended it (shutdown,
 // maximum lifetime); nothing when the client went away.
-func (p *pump) end(ctx context.Context) {
-	if code, ok := endCode(ctx); ok {
-		p.sw.write(p.ending(p.pre, p.ps.lastTxn(), code, context.Cause(ctx).Error()+"; resume from the cursor"))
+func (p *pump) end() {
+	cause := p.st.ended()
+	if code, ok := endCode(cause); ok {
+		p.sw.write(p.ending(p.pre, p.ps.lastTxn(), code, cause.Error()+"; resume from the cursor"))
 	}
 }
 

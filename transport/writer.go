@@ -15,10 +15,11 @@ type streamWriter struct {
 	timeout time.Duration
 }
 
-func (s *Server) startResponse(w http.ResponseWriter, f framer) *streamWriter {
+// startResponse writes the response's header and sets sw up.
+func (s *Server) startResponse(w http.ResponseWriter, f framer, sw *streamWriter) {
 	f.header(w.Header())
 	w.WriteHeader(http.StatusOK)
-	return &streamWriter{w: w, rc: http.NewResponseController(w), timeout: orDefault(s.WriteTimeout, DefaultWriteTimeout)}
+	*sw = streamWriter{w: w, rc: http.NewResponseController(w), timeout: orDefault(s.WriteTimeout, DefaultWriteTimeout)}
 }
 
 // writeBuffers are the buffers streams frame their batches in, shared:
