@@ -169,7 +169,9 @@ func (b *Broker) Subscribe(ctx context.Context, target subscription.Target, opt 
 	s.start.JSON = wire.AppendStart(nil, startTxn, s.start.CursorText)
 	// The AfterFunc may run at once (ctx is done already) and before
 	// s.stop is set: it releases without touching s.stop.
-	s.stop = context.AfterFunc(ctx, func() { s.once.Do(s.release) })
+	if ctx.Done() != nil { // a context that cannot end needs no watching
+		s.stop = context.AfterFunc(ctx, func() { s.once.Do(s.release) })
+	}
 	return s, nil
 }
 

@@ -12,7 +12,7 @@ import (
 // by \r\n, start first.
 func (s *Server) Stream() http.Handler {
 	return s.endpoint(func(w http.ResponseWriter, r *http.Request) {
-		if p := s.openNDJSON(w, r); p != nil {
+		if p := openAside(s.openNDJSON, w, r); p != nil {
 			p.run()
 		}
 	}, http.MethodPost)

@@ -24,7 +24,7 @@ const SSEErrorEvent = "stream_error"
 // original URL.
 func (s *Server) SSE() http.Handler {
 	return s.endpoint(func(w http.ResponseWriter, r *http.Request) {
-		if p := s.openSSE(w, r); p != nil {
+		if p := openAside(s.openSSE, w, r); p != nil {
 			p.run()
 		}
 	}, http.MethodGet)

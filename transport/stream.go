@@ -53,8 +53,15 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request, req *StreamRequest
 		}
 	}()
 	// The subscriptions end with the request's context (the client went
-	// away); the server ends them through p.st.
-	if err := p.ps.subscribe(r.Context(), s.Broker, orDefault(s.Heartbeat, DefaultHeartbeat)); err != nil {
+	// away); the server ends them through p.st. The only subscription of
+	// a stream is closed by runOne when the request's context ends: one
+	// more watcher of that context would cost its map of children and an
+	// entry for as long as the stream lasts.
+	ctx := r.Context()
+	if !p.ps.multi() {
+		ctx = context.Background()
+	}
+	if err := p.ps.subscribe(ctx, s.Broker, orDefault(s.Heartbeat, DefaultHeartbeat)); err != nil {
 		s.writeErr(w, r, err)
 		return nil
 	}
@@ -64,6 +71,38 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request, req *StreamRequest
 	s.reauth(&p.auth, r, &p.ps)
 	started = true
 	return p
+}
+
+// openAside runs open on a goroutine of its own, and waits for it. The
+// handler's goroutine, which waits for as long as the stream lasts, then
+// never runs the deep calls of parsing, authorizing and subscribing: its
+// stack stays as small as it started (a goroutine's stack that grew
+// shrinks at GC only by halves, and only while less than a quarter is in
+// use, which net/http's frames below the handler already exceed at 4
+// KiB). A panic in open (an Authorize hook's, say) is raised again on the
+// handler's goroutine, where net/http recovers it as before.
+func openAside(open func(http.ResponseWriter, *http.Request) *pump, w http.ResponseWriter, r *http.Request) *pump {
+	type result struct {
+		p      *pump
+		panicV any
+	}
+	ch := make(chan result, 1)
+	go func() {
+		done := false
+		defer func() {
+			if !done {
+				ch <- result{panicV: recover()}
+			}
+		}()
+		p := open(w, r)
+		done = true
+		ch <- result{p: p}
+	}()
+	res := <-ch
+	if res.panicV != nil {
+		panic(res.panicV)
+	}
+	return res.p
 }
 
 // pump is a stream's state, and writes its batches of events, framed, to
@@ -94,15 +133,31 @@ func (p *pump) close() {
 	p.s.finish(&p.st)
 }
 
-// runOne pumps the batches of a stream's only subscription, read on this
-// goroutine: the common case costs no channel and no copy.
+// runOne pumps the batches of a stream's only subscription, the common
+// case. The broker's delivery workers frame and write them
+// (broker.Subscription.Deliver), while the handler waits for the end in
+// a shallow frame: with thousands of streams, a commit wakes a few
+// workers instead of a goroutine per stream (which starved the committer
+// and shrank batches to one event), and an idle stream's goroutine keeps
+// a small stack, since the deep write path runs on the workers'. A write
+// that blocks on a slow client holds one worker, which the broker
+// replaces after a few milliseconds.
 func (p *pump) runOne() {
-	for batch := range p.ps.list[0].sub.Batches() {
-		if !p.write(func(buf []byte) ([]byte, bool) { return p.frame(buf, 0, batch) }) {
-			return
-		}
+	sub := p.ps.list[0].sub
+	ended := sub.Deliver(p.writeBatch)
+	select {
+	case <-ended:
+	case <-p.r.Context().Done(): // the client went away
+		sub.Close()
+		<-ended
 	}
 	p.end()
+}
+
+// writeBatch writes a batch of the only subscription's events; false
+// ends the stream.
+func (p *pump) writeBatch(batch []subscription.Event) bool {
+	return p.write(func(buf []byte) ([]byte, bool) { return p.frame(buf, 0, batch) })
 }
 
 // runMany pumps the batches of several subscriptions: what is ready is
