@@ -44,6 +44,9 @@ type writeEvents struct {
 	op      int
 	w       *txlog.Write
 	changes []entrystore.Change // the write's membership changes; nil for a rewrite
+	// rp, when replaying for one subscriber: the events are built with its
+	// buffers, its set's diff stands for changes, and nothing is cached.
+	rp *replay
 
 	diff    []byte // DiffData(before, after), computed on first need
 	members []entrystore.SetKey
@@ -57,6 +60,9 @@ type cachedEvents struct {
 }
 
 func (we *writeEvents) lookup(set entrystore.SetKey, variant uint8) ([]*subscription.Event, bool) {
+	if we.rp != nil {
+		return nil, false
+	}
 	for i := range we.cache {
 		if c := &we.cache[i]; c.set == set && c.variant == variant {
 			return c.events, true
@@ -69,6 +75,38 @@ func (we *writeEvents) cursor(seq uint32) txlog.Cursor {
 	return txlog.Cursor{Log: we.log, Pos: txlog.Pos{Txn: we.txn, Op: uint32(we.op)}, Seq: seq}
 }
 
+// store caches the events of a set and variant, and returns them.
+func (we *writeEvents) store(set entrystore.SetKey, variant uint8, evs []*subscription.Event) []*subscription.Event {
+	if we.rp == nil {
+		we.cache = append(we.cache, cachedEvents{set, variant, evs})
+	}
+	return evs
+}
+
+// newEvent returns a new event, and where to append its JSON (nil: a new
+// array).
+func (we *writeEvents) newEvent() (*subscription.Event, []byte) {
+	if we.rp != nil {
+		return we.rp.event(), we.rp.dst()
+	}
+	return &subscription.Event{}, nil
+}
+
+// json takes the encoded JSON of an event begun with newEvent.
+func (we *writeEvents) json(b []byte) []byte {
+	if we.rp != nil {
+		return we.rp.keep(b)
+	}
+	return b
+}
+
+func (we *writeEvents) cursorText(c txlog.Cursor) string {
+	if we.rp != nil {
+		return we.rp.cursorText(c)
+	}
+	return c.String()
+}
+
 // docEvents returns the event of the write for a document stream: a
 // version event, or a history_rewrite.
 func (we *writeEvents) docEvents(s *spec) []*subscription.Event {
@@ -78,13 +116,14 @@ func (we *writeEvents) docEvents(s *spec) []*subscription.Event {
 	}
 	w := we.w
 	c := we.cursor(0)
-	e := &subscription.Event{Txn: we.txn, Cursor: c, CursorText: c.String()}
+	e, dst := we.newEvent()
+	e.Txn, e.Cursor, e.CursorText = we.txn, c, we.cursorText(c)
 	if w.Action == txlog.ActionRewrite {
 		e.Type, e.Action = subscription.TypeHistoryRewrite, "insert"
 		if w.After == nil {
 			e.Action = "remove"
 		}
-		e.JSON = wire.AppendHistoryRewrite(nil, we.txn, e.CursorText, e.Action, w.Ref, w.BeforeTxn, w.After, s.fields)
+		e.JSON = we.json(wire.AppendHistoryRewrite(dst, we.txn, e.CursorText, e.Action, w.Ref, w.BeforeTxn, w.After, s.fields))
 	} else {
 		e.Type, e.Action = subscription.TypeVersion, w.Action.String()
 		ver := wire.Version{Action: e.Action, Ref: w.Ref, Txn: we.txn, Cursor: e.CursorText,
@@ -92,11 +131,13 @@ func (we *writeEvents) docEvents(s *spec) []*subscription.Event {
 		if s.fields&subscription.FieldDiff != 0 {
 			ver.Diff = we.dataDiff()
 		}
-		e.JSON = wire.AppendVersion(nil, &ver, s.fields)
+		e.JSON = we.json(wire.AppendVersion(dst, &ver, s.fields))
 	}
-	evs := []*subscription.Event{e}
-	we.cache = append(we.cache, cachedEvents{entrystore.SetKey{}, v, evs})
-	return evs
+	if we.rp != nil {
+		we.rp.ptrs = append(we.rp.ptrs[:0], e)
+		return we.rp.ptrs
+	}
+	return we.store(entrystore.SetKey{}, v, []*subscription.Event{e})
 }
 
 func (we *writeEvents) dataDiff() []byte {
@@ -124,6 +165,9 @@ func (we *writeEvents) setEvents(s *spec) []*subscription.Event {
 		return evs
 	}
 	var evs []*subscription.Event
+	if we.rp != nil {
+		evs = we.rp.ptrs[:0]
+	}
 	for i := range we.changes {
 		c := &we.changes[i]
 		if c.Set != s.key {
@@ -138,24 +182,43 @@ func (we *writeEvents) setEvents(s *spec) []*subscription.Event {
 		}
 		evs = append(evs, we.setEvent(s, uint32(len(evs)), action, data, c.Entry.Terms, c.Entry.Values))
 	}
-	if len(evs) == 0 && s.updates && we.w.Action == txlog.ActionUpdate && we.isMember(s.key) {
-		terms, values := we.entryOf(s.key)
-		evs = append(evs, we.setEvent(s, 0, "update", we.w.After, terms, values))
+	if len(evs) == 0 && s.updates && we.w.Action == txlog.ActionUpdate {
+		if terms, values, ok := we.memberEntry(s.key); ok {
+			evs = append(evs, we.setEvent(s, 0, "update", we.w.After, terms, values))
+		}
 	}
-	we.cache = append(we.cache, cachedEvents{key, v, evs})
-	return evs
+	if we.rp != nil {
+		we.rp.ptrs = evs
+	}
+	return we.store(key, v, evs)
+}
+
+// memberEntry reports whether the document is in the set k after the
+// write, with the terms and values of its first entry there.
+func (we *writeEvents) memberEntry(k entrystore.SetKey) (terms, values canonical.Tuple, ok bool) {
+	if we.rp != nil {
+		e, ok := we.rp.set.Member()
+		return e.Terms, e.Values, ok
+	}
+	if !we.isMember(k) {
+		return "", "", false
+	}
+	terms, values = we.entryOf(k)
+	return terms, values, true
 }
 
 func (we *writeEvents) setEvent(s *spec, seq uint32, action string, data []byte, terms, values canonical.Tuple) *subscription.Event {
 	c := we.cursor(seq)
-	text := c.String()
+	text := we.cursorText(c)
 	ch := wire.SetChange{Action: action, Ref: we.w.Ref, Txn: we.txn, Cursor: text,
 		Data: data, Terms: terms, Values: values}
 	if action == "update" && s.fields&subscription.FieldDiff != 0 {
 		ch.Diff = we.dataDiff()
 	}
-	return &subscription.Event{Type: subscription.TypeSet, Txn: we.txn, Cursor: c, CursorText: text, Action: action,
-		JSON: wire.AppendSet(nil, &ch, s.fields, s.data)}
+	e, dst := we.newEvent()
+	*e = subscription.Event{Type: subscription.TypeSet, Txn: we.txn, Cursor: c, CursorText: text, Action: action,
+		JSON: we.json(wire.AppendSet(dst, &ch, s.fields, s.data))}
+	return e
 }
 
 // memberSets returns the sets the document is in after the write: its
@@ -232,7 +295,13 @@ func (we *writeEvents) eventsFor(s *spec) []*subscription.Event {
 		}
 		return we.docEvents(s)
 	}
-	if we.w.Ref.Collection != collectionOf(we.cat, s) {
+	coll := ""
+	if we.rp != nil {
+		coll = we.rp.coll
+	} else {
+		coll = collectionOf(we.cat, s)
+	}
+	if we.w.Ref.Collection != coll {
 		return nil
 	}
 	return we.setEvents(s)

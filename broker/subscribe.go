@@ -468,23 +468,31 @@ func (s *Subscription) catchUp(k *sink) bool {
 	b.stats.catchingUp.Add(1)
 	defer b.stats.catchingUp.Add(-1)
 	from := before(s.pos.Pos)
-	var d entrystore.Diff // reused from write to write: see entrystore.Diff
 	for {
 		cat := b.cat.Load()
+		// The subscriber's own buffers and set diff: see replay.
+		rp, err := newReplay(cat, &s.sub.spec)
+		if err != nil {
+			// Subscribe found the set in this catalog.
+			s.fail(k, "internal", err.Error())
+			return false
+		}
 		for rec, err := range b.log.Read(txlog.Cursor{Log: s.pos.Log, Pos: from}) {
 			if err != nil {
 				return s.readFailed(k, err)
 			}
 			writes, first := rec.After(from)
 			for i := range writes {
-				we := writeEvents{cat: cat, log: s.pos.Log, txn: rec.Txn, op: first + i, w: &writes[i]}
-				if s.sub.spec.target.IsSet() && writes[i].Action != txlog.ActionRewrite {
-					if err := cat.Diff(&d, writes[i].Ref, writes[i].Before, writes[i].After); err != nil {
+				w := &writes[i]
+				we := writeEvents{cat: cat, log: s.pos.Log, txn: rec.Txn, op: first + i, w: w, rp: rp}
+				rp.reset()
+				if rp.set != nil && w.Action != txlog.ActionRewrite {
+					if err := rp.set.Diff(w.Ref, w.Before, w.After); err != nil {
 						// The write was diffed when it was committed.
 						b.logger.Error("broker: replaying a write for a subscriber", "txn", rec.Txn, "err", err)
 						continue
 					}
-					we.changes = d.Changes()
+					we.changes = rp.set.Changes()
 				}
 				for _, e := range we.eventsFor(&s.sub.spec) {
 					if e.After(s.pos) && !s.deliver(k, e) {

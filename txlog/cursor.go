@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"slices"
 )
 
 // Cursor is a position in a named log: what an event's opaque cursor string
@@ -26,13 +27,26 @@ const (
 // String encodes the cursor as 44 URL-safe characters, fit for a query
 // parameter, an SSE id and a JSON string alike.
 func (c Cursor) String() string {
+	var b [cursorTextLen]byte
+	return string(c.AppendTo(b[:0]))
+}
+
+// cursorTextLen is the length of a cursor as text.
+const cursorTextLen = (cursorLen*8 + 5) / 6
+
+// AppendTo appends the cursor as String encodes it, without allocating
+// when dst has room: for encoders that write a cursor per event.
+func (c Cursor) AppendTo(dst []byte) []byte {
 	var b [cursorLen]byte
 	b[0] = cursorVersion
 	copy(b[1:17], c.Log[:])
 	binary.BigEndian.PutUint64(b[17:25], uint64(c.Pos.Txn))
 	binary.BigEndian.PutUint32(b[25:29], c.Pos.Op)
 	binary.BigEndian.PutUint32(b[29:33], c.Seq)
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	n := len(dst)
+	dst = slices.Grow(dst, cursorTextLen)[:n+cursorTextLen]
+	base64.RawURLEncoding.Encode(dst[n:], b[:])
+	return dst
 }
 
 // ParseCursor decodes a string made by Cursor.String. Anything else,

@@ -279,6 +279,13 @@ func TestCursorRoundTrip(t *testing.T) {
 		if err != nil || got != c {
 			t.Fatalf("%q: %+v, %v; want %+v", s, got, err, c)
 		}
+		if b := c.AppendTo([]byte("x")); string(b) != "x"+s || len(s) != 44 {
+			t.Fatalf("AppendTo: %q, want %q", b, "x"+s)
+		}
+	}
+	buf := make([]byte, 0, 64)
+	if n := testing.AllocsPerRun(100, func() { buf = Cursor{Seq: 1}.AppendTo(buf[:0]) }); n != 0 {
+		t.Errorf("AppendTo into room: %v allocations, want 0", n)
 	}
 	for _, s := range []string{"", "x", "AQ", string(make([]byte, 44)), "Ag" + Cursor{}.String()[2:]} {
 		if _, err := ParseCursor(s); !errors.Is(err, ErrInvalidCursor) {

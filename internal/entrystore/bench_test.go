@@ -13,7 +13,7 @@ import (
 // term benchFields[i%8] and value benchFields[(i+3)%8].
 var benchFields = []string{"element", "school", "stats.level", "stats.mana", "tags", "owner.team", "name", "rarity"}
 
-func benchCatalog(b *testing.B, indexes int) *Catalog {
+func benchCatalog(b testing.TB, indexes int) *Catalog {
 	s := index.Schema{Collections: []string{"spells"}}
 	for i := range indexes {
 		s.Indexes = append(s.Indexes, index.Definition{
@@ -165,5 +165,48 @@ func BenchmarkSetMapGet(b *testing.B) {
 				i += 7919
 			}
 		})
+	}
+}
+
+// BenchmarkSetDiff measures SetDiff, the diff of one set that a replaying
+// subscriber computes for every write it reads: an update that changes
+// the set's index (values=2: two fields) and one that moves the document
+// between two sets of a small document, each write's before image the
+// last one's after image, as when one document is written again and again.
+func BenchmarkSetDiff(b *testing.B) {
+	for _, n := range []int{1, 16} {
+		c := benchCatalog(b, n)
+		k, err := c.MatchSet("idx0", must(index.ValueOf("fire")))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ref := txlog.Ref{Collection: "spells", ID: "42"}
+		docs := [2][]byte{benchDoc(3, 10), benchDoc(4, 12)}
+		b.Run(fmt.Sprintf("indexes=%d/update", n), func(b *testing.B) {
+			benchSetDiff(b, c, k, ref, docs)
+		})
+	}
+	c := mustCatalog(b, index.Schema{Collections: []string{"spells"},
+		Indexes: []index.Definition{{Name: "by_element", Collection: "spells", Terms: []string{"element"}}}})
+	k, err := c.MatchSet("by_element", must(index.ValueOf("fire")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	docs := [2][]byte{[]byte(`{"name":"Fire Beak","element":"water","cost":15}`), []byte(`{"name":"Fire Beak","element":"fire","cost":15}`)}
+	b.Run("small/move", func(b *testing.B) { benchSetDiff(b, c, k, txlog.Ref{Collection: "spells", ID: "1"}, docs) })
+}
+
+func benchSetDiff(b *testing.B, c *Catalog, k SetKey, ref txlog.Ref, docs [2][]byte) {
+	d, err := c.NewSetDiff(k)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if err := d.Diff(ref, docs[i&1], docs[1-i&1]); err != nil || len(d.Changes()) == 0 {
+			b.Fatal(d.Changes(), err)
+		}
+		i++
 	}
 }

@@ -168,17 +168,24 @@ func (d *Diff) compute(plan *collectionPlan, before, after []byte) error {
 }
 
 // merge adds x's Removes (entries only in d.be) and then its Adds (only in
-// d.ae). Both sets are sorted and free of duplicates.
+// d.ae).
 func (d *Diff) merge(x *compiledIndex) {
-	bs, as := d.be.ents, d.ae.ents
+	mergeEntries(&d.be, &d.ae, func(a Action, es *entrySet, e entrySpan) { d.addEntry(a, x, es, e) })
+}
+
+// mergeEntries calls fn with Remove for each entry only in be and then
+// with Add for each only in ae, in entry order. Both sets are sorted and
+// free of duplicates.
+func mergeEntries(be, ae *entrySet, fn func(Action, *entrySet, entrySpan)) {
+	bs, as := be.ents, ae.ents
 	for i, j := 0, 0; i < len(bs); {
 		c := 1
 		if j < len(as) {
-			c = bytes.Compare(d.be.bytes(bs[i]), d.ae.bytes(as[j]))
+			c = bytes.Compare(be.bytes(bs[i]), ae.bytes(as[j]))
 		}
 		switch {
 		case c < 0 || j == len(as):
-			d.addEntry(Remove, x, &d.be, bs[i])
+			fn(Remove, be, bs[i])
 			i++
 		case c == 0:
 			i++
@@ -190,11 +197,11 @@ func (d *Diff) merge(x *compiledIndex) {
 	for i, j := 0, 0; j < len(as); {
 		c := -1
 		if i < len(bs) {
-			c = bytes.Compare(d.ae.bytes(as[j]), d.be.bytes(bs[i]))
+			c = bytes.Compare(ae.bytes(as[j]), be.bytes(bs[i]))
 		}
 		switch {
 		case c < 0 || i == len(bs):
-			d.addEntry(Add, x, &d.ae, as[j])
+			fn(Add, ae, as[j])
 			j++
 		case c == 0:
 			i++

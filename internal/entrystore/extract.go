@@ -128,10 +128,10 @@ func (f *docFields) scanObject(b []byte, i int, node *fieldNode, depth int) (int
 		var child *fieldNode
 		if node.children != nil {
 			if plain {
-				child = node.children[string(b[i+1:end-1])]
+				child = node.child(b[i+1 : end-1])
 			} else {
 				f.key = jsondoc.AppendUnquoted(f.key[:0], b[i+1:end-1], false)
-				child = node.children[string(f.key)]
+				child = node.child(f.key)
 			}
 		}
 		if i = jsondoc.SkipSpace(b, end); i >= len(b) || b[i] != ':' {

@@ -157,6 +157,13 @@ func scanString(b []byte, i int, strict bool) (end int, plain, seps bool, err er
 	plain = true
 	i++
 	for i < len(b) {
+		// Runs of printable ASCII, most of any string, a lookup a byte.
+		for i < len(b) && plainByte[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
 		c := b[i]
 		switch {
 		case c == '"':
@@ -210,6 +217,15 @@ func scanString(b []byte, i int, strict bool) (end int, plain, seps bool, err er
 	}
 	return i, false, false, SyntaxError(i, "unterminated string")
 }
+
+// plainByte tells the bytes a string holds as they are: printable ASCII
+// but for the quote and the backslash.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // hex4 decodes the four hex digits at b[i:], or returns -1.
 func hex4(b []byte, i int) rune {
