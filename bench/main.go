@@ -46,7 +46,7 @@ func main() {
 	}
 	var (
 		subs       = flag.String("subs", "100,1000,10000", "subscriber counts, comma-separated")
-		systems    = flag.String("systems", "tidings,go-sse,centrifuge,r3labs", "systems, comma-separated")
+		systems    = flag.String("systems", "tidings,tidings-detached,go-sse,centrifuge,r3labs", "systems, comma-separated")
 		transports = flag.String("transports", "inproc,sse,ndjson", "transports, comma-separated: inproc, sse, ndjson")
 		kind       = flag.String("kind", KindSet, "tidings' subscription: set (an index matched on a term), collection, document")
 		load       = flag.Int("load", 50000, "deliveries per second of the first phase of each run, for latency at equal load (events/s = load/subs); 0: no first phase")

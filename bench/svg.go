@@ -149,6 +149,8 @@ func systemColor(s string) string {
 	switch s {
 	case "tidings":
 		return "#1f77b4"
+	case "tidings-detached":
+		return "#17becf"
 	case "go-sse":
 		return "#ff7f0e"
 	case "centrifuge":

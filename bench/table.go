@@ -58,7 +58,7 @@ func (rep *Report) write(dir string) error {
 // transportOrder and systemOrder order the tables' rows.
 var (
 	transportOrder = []string{TransportInProcess, TransportSSE, TransportNDJSON}
-	systemOrder    = []string{"tidings", "go-sse", "centrifuge", "r3labs"}
+	systemOrder    = []string{"tidings", "tidings-detached", "go-sse", "centrifuge", "r3labs"}
 )
 
 func sortResults(rs []Result) []Result {
@@ -119,7 +119,7 @@ func writeMarkdown(w io.Writer, rep *Report) {
 			continue
 		}
 		ratio := ""
-		if t := find(rep.Results, "tidings", r.Transport, r.Subs, 0); t != nil && r.System != "tidings" && r.Rate > 0 {
+		if t := find(rep.Results, "tidings", r.Transport, r.Subs, 0); t != nil && !strings.HasPrefix(r.System, "tidings") && r.Rate > 0 {
 			ratio = fmt.Sprintf("%.2f×", t.Rate/r.Rate)
 		}
 		f := &r.Fleet

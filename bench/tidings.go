@@ -43,7 +43,16 @@ type tidings struct {
 	ended  []<-chan struct{} // closed after each subscription's last callback
 }
 
-func openTidings(tr string) func(w *Workload) (system, error) {
+func openTidings(tr string) func(w *Workload) (system, error) { return openTidingsWith(tr, false) }
+
+// openTidingsDetached is tidings with transport.Server.Detach: HTTP/1.1
+// streams written by the broker's delivery workers straight to their
+// connections, without a goroutine or net/http's buffers each.
+func openTidingsDetached(tr string) func(w *Workload) (system, error) {
+	return openTidingsWith(tr, true)
+}
+
+func openTidingsWith(tr string, detach bool) func(w *Workload) (system, error) {
 	return func(w *Workload) (system, error) {
 		// A log that retains the whole run, so that a subscriber that stops
 		// reading can catch up from it, however long it stalls: retention
@@ -73,7 +82,7 @@ func openTidings(tr string) func(w *Workload) (system, error) {
 			}
 		}
 		if tr != TransportInProcess {
-			srv := &transport.Server{Broker: b, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			srv := &transport.Server{Broker: b, Detach: detach, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 			if t.lb, err = serveLoopback(srv); err != nil {
 				b.Close()
 				return nil, err

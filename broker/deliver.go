@@ -11,8 +11,10 @@ import (
 // at once, and fn receives the events, a batch at a time, in order,
 // exactly as a loop over Batches would, until the stream ends (fn returns
 // false, the subscription is closed, its context is done, or an error
-// event was the last one). The channel returned is closed after the last
-// call of fn, once the subscription is closed.
+// event was the last one). However it ended, fn is then called once more
+// with a nil batch, its result ignored: the end, for a caller that has no
+// goroutine waiting for it. The channel returned is closed after that
+// last call, once the subscription is closed.
 //
 // Use it for many subscriptions in one process: instead of a goroutine
 // and a wake-up per subscription per commit, a few workers (one per
@@ -164,5 +166,6 @@ func (s *Subscription) finish() {
 	}
 	s.countDelivered()
 	s.Close()
+	cb.fn(nil)
 	close(cb.ended)
 }

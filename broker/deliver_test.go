@@ -21,11 +21,16 @@ type recorder struct {
 	types  []subscription.Type
 	reach  int
 	reachC chan struct{}
+	ends   int // calls with a nil batch: the end
 }
 
 func (r *recorder) fn(batch []subscription.Event) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if batch == nil {
+		r.ends++
+		return true
+	}
 	for _, e := range batch {
 		r.got = append(r.got, string(e.JSON))
 		r.types = append(r.types, e.Type)
@@ -114,7 +119,7 @@ func TestDeliverBlockedCallback(t *testing.T) {
 		stuck := &recorder{}
 		first := true
 		stuckEnded := mustSubscribe(t, b, coll, subscription.Options{Buffer: 4}).Deliver(func(batch []subscription.Event) bool {
-			if first && batch[0].Type != subscription.TypeStart {
+			if first && len(batch) > 0 && batch[0].Type != subscription.TypeStart {
 				first = false
 				<-release
 			}
@@ -166,8 +171,12 @@ func TestDeliverEnds(t *testing.T) {
 		mustCommit(t, b, func(tx *Tx) error { return tx.Create(spell(fmt.Sprint(time.Now().UnixNano())), []byte(`{}`)) })
 	}
 
-	calls := 0
-	refused := mustSubscribe(t, b, coll, subscription.Options{}).Deliver(func([]subscription.Event) bool {
+	calls, ends := 0, 0
+	refused := mustSubscribe(t, b, coll, subscription.Options{}).Deliver(func(batch []subscription.Event) bool {
+		if batch == nil {
+			ends++
+			return true
+		}
 		calls++
 		return false
 	})
@@ -202,8 +211,9 @@ func TestDeliverEnds(t *testing.T) {
 	n := len(closed.events()) + len(cancelled.events())
 	commit()
 	<-open.await(3)
-	if calls != 1 || len(closed.events())+len(cancelled.events()) != n {
-		t.Fatalf("callbacks called after their stream ended: %d calls of the refusing one, %d events then %d", calls, n, len(closed.events())+len(cancelled.events()))
+	if calls != 1 || ends != 1 || len(closed.events())+len(cancelled.events()) != n || closed.ends != 1 || cancelled.ends != 1 {
+		t.Fatalf("callbacks called after their stream ended: %d calls and %d ends of the refusing one, %d events then %d, ends %d and %d",
+			calls, ends, n, len(closed.events())+len(cancelled.events()), closed.ends, cancelled.ends)
 	}
 	if st := b.Stats(); st.Subscriptions != 1 {
 		t.Fatalf("%d subscriptions open, want 1", st.Subscriptions)

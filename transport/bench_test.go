@@ -345,15 +345,19 @@ func memNow() (heap, stack uint64, goroutines int) {
 //   - h1/other-process and h2c/other-process: the clients are a second
 //     process (this test binary, TestIdleSSEClientsHelper), so only the
 //     server is measured; h2c puts 100 streams on each connection.
+//   - h1-detached/other-process: h1/other-process with Server.Detach.
 func BenchmarkIdleSSEMemory(b *testing.B) {
 	const n = 1000
-	for _, mode := range []string{"h1/in-process", "h1/other-process", "h2c/other-process"} {
+	for _, mode := range []string{"h1/in-process", "h1/other-process", "h2c/other-process", "h1-detached/other-process"} {
 		b.Run(mode, func(b *testing.B) {
 			var heap, stack, gs float64
 			for b.Loop() {
 				// A server per round, so that Shutdown can wait for the
 				// round's handlers to return before the next one.
-				ts, srv, _ := testServer(b, func(s *Server) { s.ShutdownWindow = time.Millisecond })
+				ts, srv, _ := testServer(b, func(s *Server) {
+					s.ShutdownWindow = time.Millisecond
+					s.Detach = mode == "h1-detached/other-process"
+				})
 				h0, s0, g0 := memNow()
 				closeAll := openIdleStreams(b, mode, ts.URL, n)
 				h1, s1, g1 := memNow()

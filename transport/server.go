@@ -78,6 +78,19 @@ type Server struct {
 	AuthorizeWrite func(r *http.Request, req *WriteRequest) error
 	// Logger receives what the server has to say; slog.Default() if nil.
 	Logger *slog.Logger
+	// Detach serves each HTTP/1.1 stream of one subscription (SSE and
+	// NDJSON) without a goroutine or net/http's buffers: the handler takes
+	// the connection over (http.Hijacker) and returns, and the broker's
+	// delivery workers write the stream to it. An idle stream then costs
+	// a few KiB instead of about 20. The price: a client that goes away
+	// is noticed at the next write (a heartbeat at the latest), not at
+	// once; http.Server's Shutdown and ConnState no longer see the
+	// connection (Server.Shutdown still ends the stream); middleware sees
+	// the handler return at once; Authorize, when asked again during the
+	// stream, gets a request whose context has ended. HTTP/2 streams,
+	// multiplexed streams and ResponseWriters that cannot be hijacked are
+	// served as usual.
+	Detach bool
 
 	polls    collapse // concurrent long-polls of the feed
 	mu       sync.Mutex

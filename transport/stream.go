@@ -66,9 +66,16 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request, req *StreamRequest
 		return nil
 	}
 	p.st.watch(&p.ps, nil)
-	s.startResponse(w, f, &p.sw)
+	p.remote = r.RemoteAddr
+	if !s.detach(w, r, f, p) {
+		s.startResponse(w, f, &p.sw)
+	}
 	p.pre = f.preamble(nil)
+	if s.Authorize == nil && p.sw.conn != nil {
+		r = nil // a detached stream keeps no request it does not need
+	}
 	s.reauth(&p.auth, r, &p.ps)
+	p.r = r
 	started = true
 	return p
 }
@@ -116,10 +123,18 @@ type pump struct {
 	sw   streamWriter
 	auth reauthorization
 	pre  []byte // the preamble, which goes out with the first batch
+	// remote is the client's address, for the log: a detached stream
+	// keeps no request.
+	remote string
 }
 
 // run pumps the stream, then closes its subscriptions and releases it.
 func (p *pump) run() {
+	if p.sw.conn != nil {
+		// Detached: the workers write it, and its end releases it.
+		p.ps.list[0].sub.Deliver(p.writeBatch)
+		return
+	}
 	defer p.close()
 	if len(p.ps.list) == 1 {
 		p.runOne()
@@ -155,8 +170,15 @@ func (p *pump) runOne() {
 }
 
 // writeBatch writes a batch of the only subscription's events; false
-// ends the stream.
+// ends the stream. A nil batch is the end (see Deliver), which runOne
+// handles, or detachedEnd on a detached stream.
 func (p *pump) writeBatch(batch []subscription.Event) bool {
+	if batch == nil {
+		if p.sw.conn != nil {
+			p.detachedEnd()
+		}
+		return false
+	}
 	return p.write(func(buf []byte) ([]byte, bool) { return p.frame(buf, 0, batch) })
 }
 
@@ -201,13 +223,14 @@ func (p *pump) runMany() {
 // fails when the client went away or stopped reading.
 func (p *pump) write(fill func(buf []byte) ([]byte, bool)) bool {
 	bp := getWriteBuffer()
-	buf := append((*bp)[:0], p.pre...)
+	buf, start := p.sw.begin((*bp)[:0])
+	buf = append(buf, p.pre...)
 	p.pre = nil
 	buf, more := fill(buf)
-	ok := p.sw.write(buf)
+	ok := p.sw.write(buf, start)
 	putWriteBuffer(bp, buf)
 	if !ok {
-		p.s.logger().Debug("transport: stream cut: the client went away or stopped reading", "remote", p.r.RemoteAddr, "cursor", p.ps.resume())
+		p.s.logger().Debug("transport: stream cut: the client went away or stopped reading", "remote", p.remote, "cursor", p.ps.resume())
 	}
 	return ok && more
 }
@@ -239,7 +262,9 @@ func (p *pump) frame(buf []byte, i int, batch []subscription.Event) ([]byte, boo
 func (p *pump) end() {
 	cause := p.st.ended()
 	if code, ok := endCode(cause); ok {
-		p.sw.write(p.ending(p.pre, p.ps.lastTxn(), code, cause.Error()+"; resume from the cursor"))
+		p.write(func(buf []byte) ([]byte, bool) {
+			return p.ending(buf, p.ps.lastTxn(), code, cause.Error()+"; resume from the cursor"), false
+		})
 	}
 }
 

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -13,6 +14,10 @@ type streamWriter struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	timeout time.Duration
+	// A detached stream's connection, and its response's head until the
+	// first write sends it (see detach.go).
+	conn net.Conn
+	head []byte
 }
 
 // startResponse writes the response's header and sets sw up.
@@ -48,9 +53,26 @@ func putWriteBuffer(bp *[]byte, buf []byte) {
 	writeBuffers.Put(bp)
 }
 
-func (sw *streamWriter) write(buf []byte) bool {
+// begin starts a write's buffer: on a detached stream, the response's
+// head if it has not gone out yet, and room for the chunk's size. The
+// bytes from start on are the write's.
+func (sw *streamWriter) begin(buf []byte) (_ []byte, start int) {
+	if sw.conn == nil {
+		return buf, 0
+	}
+	buf = append(buf, sw.head...)
+	sw.head = nil
+	return append(buf, chunkRoom[:]...), len(buf) + len(chunkRoom)
+}
+
+// write writes buf[start:] (the bytes before start are begin's) and
+// flushes.
+func (sw *streamWriter) write(buf []byte, start int) bool {
+	if sw.conn != nil {
+		return sw.writeChunk(buf, start)
+	}
 	sw.rc.SetWriteDeadline(time.Now().Add(sw.timeout)) // not every writer has deadlines
-	if _, err := sw.w.Write(buf); err != nil {
+	if _, err := sw.w.Write(buf[start:]); err != nil {
 		return false
 	}
 	return sw.rc.Flush() == nil
