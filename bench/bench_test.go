@@ -29,7 +29,7 @@ func BenchmarkFanout(b *testing.B) {
 			continue
 		}
 		b.Run(fmt.Sprintf("%s/%s/%d", d.System, d.Transport, *benchSubs), func(b *testing.B) {
-			w := Workload{Subs: *benchSubs, Kind: KindSet, Size: 256, Duration: 5 * time.Second, Window: 64, Drain: 5 * time.Second}
+			w := Workload{Subs: *benchSubs, Kind: KindSet, Size: 256, Duration: 5 * time.Second, Window: 32, Drain: 5 * time.Second}
 			var rate, p99 float64
 			for b.Loop() {
 				r := run(d, w, runOptions{Progress: os.Stderr})
