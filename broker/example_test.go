@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/tidings/tidings/broker"
@@ -139,4 +140,47 @@ func Example_resume() {
 	// Output:
 	// version delete cursor=true
 	//   {"type":"version","txn":1700000000000002,"event":{"action":"delete","document":{"ref":{"collection":"spells","id":"101"},"ts":1700000000000002},"diff":{"ref":{"collection":"spells","id":"101"},"ts":1700000000000002,"data":{"name":null,"element":null}},"prev":{"ref":{"collection":"spells","id":"101"},"ts":1700000000000001,"data":{"name":"Fire Beak","element":"water"}}}}
+}
+
+// Deliver hands a subscription's events to a function that the broker's
+// delivery workers call, a batch at a time, instead of a goroutine of the
+// caller's ranging over Events: the shape for thousands of subscriptions
+// in one process. The function is called once more with a nil batch when
+// the stream ends, here with shutting_down at Close.
+func ExampleSubscription_Deliver() {
+	ctx := context.Background()
+	b := newSpellsBroker()
+	fire, err := subscription.Match("spells_by_element", "fire")
+	if err != nil {
+		panic(err)
+	}
+	sub, err := b.Subscribe(ctx, fire, subscription.Options{})
+	if err != nil {
+		panic(err)
+	}
+	seen := make(chan struct{})
+	ended := sub.Deliver(func(batch []subscription.Event) bool {
+		if batch == nil {
+			fmt.Println("ended")
+			return true
+		}
+		for _, e := range batch {
+			fmt.Println(strings.TrimSpace(fmt.Sprint(e.Type, " ", e.Action)))
+			if e.Action == "add" {
+				close(seen)
+			}
+		}
+		return true
+	})
+	b.Commit(ctx, func(tx *broker.Tx) error {
+		return tx.Create(txlog.Ref{Collection: "spells", ID: "101"}, []byte(`{"element":"fire"}`))
+	})
+	<-seen
+	b.Close()
+	<-ended
+	// Output:
+	// start
+	// set add
+	// error shutting_down
+	// ended
 }

@@ -45,3 +45,35 @@ func Example() {
 	// application/x-ndjson true
 	// true
 }
+
+// With Detach, an HTTP/1.1 stream leaves net/http once it has started:
+// its response is chunked and ends with the connection, and the broker's
+// delivery workers write it, so that an idle stream holds no goroutine.
+func ExampleServer_detach() {
+	b, _ := broker.New(broker.Options{Schema: index.Schema{Collections: []string{"spells"}}})
+	defer b.Close()
+	srv := &transport.Server{Broker: b, Detach: true}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	defer srv.Shutdown(context.Background()) // ends detached streams too
+
+	resp, err := http.Get(hs.URL + "/sse?collection=spells")
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close()
+	fmt.Println(resp.Header.Get("Content-Type"), resp.TransferEncoding, resp.Close)
+	b.Commit(context.Background(), func(tx *broker.Tx) error {
+		return tx.Create(txlog.Ref{Collection: "spells", ID: "1"}, []byte(`{"name":"Fire Beak"}`))
+	})
+	lines := bufio.NewScanner(resp.Body)
+	for lines.Scan() {
+		if strings.HasPrefix(lines.Text(), "event: set") {
+			fmt.Println(lines.Text())
+			break
+		}
+	}
+	// Output:
+	// text/event-stream [chunked] true
+	// event: set
+}
