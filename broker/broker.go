@@ -102,6 +102,7 @@ type Broker struct {
 	cat     atomic.Pointer[entrystore.Catalog] // read without mu by catching-up subscribers
 	closing chan struct{}                      // closed by Close: wakes every subscriber
 	stats   counters
+	recent  commitRing      // the last commits delivered, for lag; guarded by mu
 	workers deliveryWorkers // for Subscription.Deliver
 }
 
@@ -292,30 +293,3 @@ func (b *Broker) stop() {
 	b.subs.each(func(s *subscriber) { s.q.Notify() }) // consumers wait on their queues alone
 }
 
-// Stats is a snapshot of the broker's counters.
-type Stats struct {
-	Subscriptions   int64 // open subscriptions
-	Commits         int64 // transactions committed since start
-	EventsDelivered int64 // events handed to subscribers' iterators
-	CatchingUp      int64 // subscribers reading the log after an overflow or a resume
-	BytesBuffered   int64 // bytes of events waiting in subscribers' queues
-	// Conflicts counts the commits of this node run again because
-	// another node appended first (on a txlog.Shared log; see ErrConflict).
-	Conflicts int64
-}
-
-type counters struct {
-	subscriptions, commits, delivered, catchingUp, buffered, conflicts atomic.Int64
-}
-
-// Stats returns the broker's counters.
-func (b *Broker) Stats() Stats {
-	return Stats{
-		Subscriptions:   b.stats.subscriptions.Load(),
-		Commits:         b.stats.commits.Load(),
-		EventsDelivered: b.stats.delivered.Load(),
-		CatchingUp:      b.stats.catchingUp.Load(),
-		BytesBuffered:   b.stats.buffered.Load(),
-		Conflicts:       b.stats.conflicts.Load(),
-	}
-}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/tidings/tidings/internal/entrystore"
 	"github.com/tidings/tidings/txlog"
@@ -14,6 +15,7 @@ type pendingCommit struct {
 	cat   *entrystore.Catalog
 	ws    []txlog.Write
 	diffs []entrystore.Diff
+	start time.Time // when its Commit began, for the latencies
 }
 
 // commit appends ws, applies it and delivers it. Called with mu held; it
@@ -35,7 +37,7 @@ type pendingCommit struct {
 // commit that a crash could undo, and its cursors always resume. What
 // reads the state before delivery (a new subscription, Get, a checkpoint)
 // waits for the state's txn to be delivered before using it.
-func (b *Broker) commit(cat *entrystore.Catalog, ws []txlog.Write) (txlog.Txn, error) {
+func (b *Broker) commit(cat *entrystore.Catalog, ws []txlog.Write, start time.Time) (txlog.Txn, error) {
 	// Diff every write before anything is appended, so that a write the
 	// indexes refuse (too many entries) rolls the whole transaction back.
 	diffs := b.takeDiffs(len(ws))
@@ -49,9 +51,11 @@ func (b *Broker) commit(cat *entrystore.Catalog, ws []txlog.Write) (txlog.Txn, e
 		return 0, fmt.Errorf("broker: appending to the log: %w", err)
 	}
 	b.apply(txn, ws, diffs)
-	b.pending = append(b.pending, pendingCommit{txn: txn, cat: cat, ws: ws, diffs: diffs})
+	b.pending = append(b.pending, pendingCommit{txn: txn, cat: cat, ws: ws, diffs: diffs, start: start})
 	b.mu.Unlock()
+	waited := time.Now()
 	err = b.log.Wait(txn)
+	b.stats.fsync.observe(time.Since(waited))
 	b.mu.Lock()
 	if err != nil {
 		b.logFailed(err)
@@ -104,7 +108,7 @@ func (b *Broker) deliverUpTo(txn txlog.Txn) {
 		if pc.txn > txn {
 			break
 		}
-		b.deliver(pc.txn, pc.cat, pc.ws, pc.diffs)
+		b.deliver(pc.txn, pc.cat, pc.ws, pc.diffs, pc.start)
 		n++
 	}
 	if n == 0 {
@@ -119,10 +123,11 @@ func (b *Broker) deliverUpTo(txn txlog.Txn) {
 }
 
 // deliver publishes one durable commit. Called with mu held.
-func (b *Broker) deliver(txn txlog.Txn, cat *entrystore.Catalog, ws []txlog.Write, diffs []entrystore.Diff) {
+func (b *Broker) deliver(txn txlog.Txn, cat *entrystore.Catalog, ws []txlog.Write, diffs []entrystore.Diff, start time.Time) {
 	b.published = txn
-	b.stats.commits.Add(1)
-	b.publish(cat, txlog.Record{Txn: txn, Writes: ws}, diffs)
+	n := b.stats.commits.Add(1)
+	b.recent.add(recentCommit{txn: txn, count: n, at: start.UnixNano()})
+	b.publish(cat, txlog.Record{Txn: txn, Writes: ws}, diffs, start)
 	b.putDiffs(diffs)
 }
 

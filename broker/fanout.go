@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"time"
+
 	"github.com/tidings/tidings/internal/entrystore"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
@@ -98,19 +100,37 @@ func (r *registry) each(fn func(*subscriber)) {
 // Each event is encoded once per write and variant, and the same *Event is
 // pushed to every subscriber of that variant (Guarantee 8 in the package
 // doc).
-func (b *Broker) publish(cat *entrystore.Catalog, rec txlog.Record, diffs []entrystore.Diff) {
+func (b *Broker) publish(cat *entrystore.Catalog, rec txlog.Record, diffs []entrystore.Diff, start time.Time) {
 	if len(b.subs.docs) == 0 && b.subs.sets.Len() == 0 {
 		return
 	}
 	// The bytes queued, summed here and added to the shared counter once:
 	// an atomic add per push would bounce its cache line between the
 	// committer and every consumer.
-	var queued int64
-	defer func() { b.stats.buffered.Add(queued) }()
+	var queued, overflows int64
+	// When the commit's first event went into a queue (for the FirstQueue
+	// latency): one branch per push, one clock reading per commit.
+	var first time.Time
+	defer func() {
+		b.stats.buffered.Add(queued)
+		if overflows > 0 {
+			b.stats.overflows.Add(overflows)
+		}
+		if !first.IsZero() {
+			b.stats.firstQueue.observe(first.Sub(start))
+			b.stats.lastQueue.observe(time.Since(start))
+		}
+	}()
 	push := func(s *subscriber, evs []*subscription.Event) {
 		for _, e := range evs {
-			_, d := s.q.Push(e)
+			ok, d := s.q.Push(e)
 			queued += int64(d)
+			if d < 0 {
+				overflows++
+			}
+			if ok && first.IsZero() {
+				first = time.Now()
+			}
 		}
 	}
 	for op := range rec.Writes {

@@ -100,7 +100,8 @@ func (b *Broker) applyFollowed(rec txlog.Record) error {
 		return fmt.Errorf("txn %d of the shared log: %w (every node needs the same schema)", rec.Txn, err)
 	}
 	b.apply(rec.Txn, ws, diffs)
-	b.deliver(rec.Txn, cat, ws, diffs)
+	// Committed by another node: its txn is when (a microsecond clock).
+	b.deliver(rec.Txn, cat, ws, diffs, time.UnixMicro(int64(rec.Txn)))
 	b.notifyChanged()
 	return nil
 }
@@ -109,7 +110,7 @@ func (b *Broker) applyFollowed(rec txlog.Record) error {
 // from the state, under mu; the record is appended after the state's
 // head, or built again once the state has caught up with what another
 // node appended. See the comment at the top of this file.
-func (b *Broker) commitShared(ctx context.Context, build func(cat *entrystore.Catalog) ([]txlog.Write, error)) (txlog.Txn, error) {
+func (b *Broker) commitShared(ctx context.Context, start time.Time, build func(cat *entrystore.Catalog) ([]txlog.Write, error)) (txlog.Txn, error) {
 	b.commitMu.Lock()
 	defer b.commitMu.Unlock()
 	var err error
@@ -139,13 +140,16 @@ func (b *Broker) commitShared(ctx context.Context, build func(cat *entrystore.Ca
 		txn, err = b.shared.StageAfter(ws, head)
 		b.mu.Unlock()
 		if err == nil {
+			waited := time.Now()
 			err = b.log.Wait(txn)
+			b.stats.fsync.observe(time.Since(waited))
 		}
 		if err == nil {
 			// Applied by the follower, like every record.
 			if err := b.awaitApplied(ctx, txn); err != nil {
 				return txn, fmt.Errorf("broker: txn %d is in the log, not yet applied here: %w", txn, err)
 			}
+			b.stats.commit.observe(time.Since(start))
 			return txn, nil
 		}
 		if !errors.Is(err, txlog.ErrConflict) {

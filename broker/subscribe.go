@@ -18,6 +18,7 @@ import (
 
 // subscriber is a subscription as the broker's registry sees it.
 type subscriber struct {
+	owner      *Subscription
 	spec       spec
 	q          queue.Queue
 	slot       int    // index in its subList; guarded by Broker.mu
@@ -53,6 +54,13 @@ type Subscription struct {
 	// an atomic add per event from every consumer would bounce one cache
 	// line between all the cores.
 	delivered int64
+
+	// For Stats, written by the consumer as it goes (once per wait, or
+	// per record while catching up) and read by anyone.
+	started  time.Time
+	shown    atomic.Uint64 // the position's txn
+	total    atomic.Int64  // events handed over
+	catching atomic.Bool
 }
 
 // Subscribe opens a subscription to a document or a set.
@@ -95,7 +103,8 @@ func (b *Broker) Subscribe(ctx context.Context, target subscription.Target, opt 
 	if opt.Cursor != "" {
 		b.awaitCursor(ctx, resume)
 	}
-	s := &Subscription{b: b, opt: opt, done: make(chan struct{})}
+	s := &Subscription{b: b, opt: opt, done: make(chan struct{}), started: time.Now()}
+	s.sub.owner = s
 	s.sub.spec = spec{target: target, fields: opt.Fields, data: opt.Data, updates: opt.Updates}
 	s.sub.q.Init(opt.Buffer, opt.BufferBytes)
 
@@ -156,6 +165,7 @@ func (b *Broker) Subscribe(ctx context.Context, target subscription.Target, opt 
 
 	b.stats.subscriptions.Add(1)
 	s.startCursor = s.pos
+	s.shown.Store(uint64(s.pos.Pos.Txn))
 	s.start = subscription.Event{Type: subscription.TypeStart, Txn: startTxn}
 	// A stream that starts with a snapshot withholds the start cursor until
 	// the snapshot's last page: a client cut off in the middle of the
@@ -406,7 +416,9 @@ func (s *Subscription) cutOff(k *sink) {
 func (s *Subscription) countDelivered() {
 	if s.delivered != 0 {
 		s.b.stats.delivered.Add(s.delivered)
+		s.total.Add(s.delivered)
 		s.delivered = 0
+		s.shown.Store(uint64(s.pos.Pos.Txn))
 	}
 }
 
@@ -466,7 +478,11 @@ func (s *Subscription) fail(k *sink, code, description string) {
 func (s *Subscription) catchUp(k *sink) bool {
 	b := s.b
 	b.stats.catchingUp.Add(1)
-	defer b.stats.catchingUp.Add(-1)
+	s.catching.Store(true)
+	defer func() {
+		s.catching.Store(false)
+		b.stats.catchingUp.Add(-1)
+	}()
 	from := before(s.pos.Pos)
 	for {
 		cat := b.cat.Load()
@@ -501,6 +517,7 @@ func (s *Subscription) catchUp(k *sink) bool {
 				}
 			}
 			from = rec.Last()
+			s.shown.Store(uint64(s.pos.Pos.Txn)) // for Stats: it moves as it reads
 			select {
 			case <-b.closing:
 				s.shutdown(k)

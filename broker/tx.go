@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"github.com/tidings/tidings/internal/entrystore"
@@ -49,8 +50,9 @@ func (b *Broker) Commit(ctx context.Context, fn func(tx *Tx) error) (txlog.Txn, 
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	start := time.Now()
 	if b.shared != nil {
-		return b.commitShared(ctx, func(cat *entrystore.Catalog) ([]txlog.Write, error) {
+		return b.commitShared(ctx, start, func(cat *entrystore.Catalog) ([]txlog.Write, error) {
 			tx := &Tx{b: b, cat: cat, writes: map[txlog.Ref]*txWrite{}}
 			if err := fn(tx); err != nil {
 				return nil, err
@@ -71,7 +73,11 @@ func (b *Broker) Commit(ctx context.Context, fn func(tx *Tx) error) (txlog.Txn, 
 	if len(ws) == 0 {
 		return b.published, nil
 	}
-	return b.commit(tx.cat, ws)
+	txn, err := b.commit(tx.cat, ws, start)
+	if err == nil {
+		b.stats.commit.observe(time.Since(start))
+	}
+	return txn, err
 }
 
 // usable returns why the broker takes no commits, if it does not. Called
@@ -258,8 +264,9 @@ func (b *Broker) RewriteHistory(ctx context.Context, ref txlog.Ref, ts txlog.Txn
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	start := time.Now()
 	if b.shared != nil {
-		return b.commitShared(ctx, func(cat *entrystore.Catalog) ([]txlog.Write, error) {
+		return b.commitShared(ctx, start, func(cat *entrystore.Catalog) ([]txlog.Write, error) {
 			return b.rewrite(cat, ref, ts, data)
 		})
 	}
@@ -272,7 +279,11 @@ func (b *Broker) RewriteHistory(ctx context.Context, ref txlog.Ref, ts txlog.Txn
 	if err != nil {
 		return 0, err
 	}
-	return b.commit(b.cat.Load(), ws)
+	txn, err := b.commit(b.cat.Load(), ws, start)
+	if err == nil {
+		b.stats.commit.observe(time.Since(start))
+	}
+	return txn, err
 }
 
 // rewrite checks a history rewrite against the state and returns its

@@ -40,6 +40,8 @@ type Queue struct {
 	// does not wait on a channel of its own (the broker's delivery
 	// workers). Atomic, because it is set while pushes go on.
 	notify atomic.Pointer[func()]
+	// overflows counts Push's overflows, for an operator's figures.
+	overflows atomic.Int64
 }
 
 // NewQueue returns an empty queue bounded by maxEvents and maxBytes.
@@ -58,8 +60,8 @@ func (q *Queue) Init(maxEvents, maxBytes int) {
 
 // Push adds e, or, if e does not fit, empties the queue and marks it
 // overflowed. It reports whether e was queued, and the change in bytes
-// held (negative when an overflow released what was queued). While
-// overflowed it queues nothing.
+// held: negative exactly when this push overflowed the queue (which held
+// events, each with its JSON). While overflowed it queues nothing.
 func (q *Queue) Push(e *subscription.Event) (queued bool, dBytes int) {
 	q.mu.Lock()
 	if q.overflowed {
@@ -73,6 +75,7 @@ func (q *Queue) Push(e *subscription.Event) (queued bool, dBytes int) {
 		q.head, q.n, q.bytes = 0, 0, 0
 		q.overflowed = true
 		q.mu.Unlock()
+		q.overflows.Add(1)
 		q.signal()
 		return false, dBytes
 	}
@@ -115,6 +118,20 @@ func (q *Queue) Take(dst []*subscription.Event) (events []*subscription.Event, o
 	q.mu.Unlock()
 	return dst, overflowed, dBytes
 }
+
+// State returns the events queued, their bytes, the oldest of them (nil
+// when none), and whether the queue has overflowed since the last Rejoin.
+func (q *Queue) State() (events, bytes int, oldest *subscription.Event, overflowed bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.n > 0 {
+		oldest = q.ring[q.head]
+	}
+	return q.n, q.bytes, oldest, q.overflowed
+}
+
+// Overflows returns how many times Push overflowed the queue.
+func (q *Queue) Overflows() int64 { return q.overflows.Load() }
 
 // Overflowed reports whether the queue has overflowed since the last Rejoin.
 func (q *Queue) Overflowed() bool {
