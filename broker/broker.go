@@ -292,4 +292,3 @@ func (b *Broker) stop() {
 	b.notifyChanged()
 	b.subs.each(func(s *subscriber) { s.q.Notify() }) // consumers wait on their queues alone
 }
-
