@@ -90,6 +90,7 @@ func (sw *streamWriter) writeChunk(buf []byte, start int) bool {
 	buf = append(buf, '\r', '\n')
 	sw.conn.SetWriteDeadline(time.Now().Add(sw.timeout))
 	_, err := sw.conn.Write(buf)
+	sw.counters.wrote(len(buf)-start-2, err)
 	return err == nil
 }
 

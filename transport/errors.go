@@ -109,7 +109,8 @@ func errorFor(err error) *Error {
 
 // writeError answers with an error response. A non-2xx status also stops
 // a browser's EventSource from reconnecting in a loop.
-func writeError(w http.ResponseWriter, e *Error) {
+func (s *Server) writeError(w http.ResponseWriter, e *Error) {
+	s.counters.refusedWith(e.Status)
 	if len(e.Description) > maxDescription {
 		// Descriptions may quote the request (an unknown name): a huge
 		// request does not come back whole.
@@ -143,5 +144,5 @@ func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	if e.Status >= 500 && e.Status != http.StatusServiceUnavailable {
 		s.logger().Error("transport: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	writeError(w, e)
+	s.writeError(w, e)
 }

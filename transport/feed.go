@@ -47,7 +47,7 @@ func (s *Server) Feed() http.Handler {
 		case size == 0:
 			size = DefaultFeedPageSize
 		case size < 0 || size > MaxFeedPageSize:
-			writeError(w, badRequest("page_size must be between 1 and %d", MaxFeedPageSize))
+			s.writeError(w, badRequest("page_size must be between 1 and %d", MaxFeedPageSize))
 			return
 		}
 		var wait time.Duration
@@ -63,11 +63,11 @@ func (s *Server) Feed() http.Handler {
 			return
 		}
 		if err := s.authorize(r, target); err != nil {
-			writeError(w, errorFor(err))
+			s.writeError(w, errorFor(err))
 			return
 		}
 		if opt.Snapshot {
-			writeError(w, badRequest("a feed has no snapshot"))
+			s.writeError(w, badRequest("a feed has no snapshot"))
 			return
 		}
 
@@ -101,7 +101,10 @@ func (s *Server) Feed() http.Handler {
 		var page *feedPage
 		if wait > 0 {
 			// Long-polls wait together: one read serves them all.
-			page, err = s.polls.do(r.Context(), r.URL.RawQuery, read)
+			var shared bool
+			if page, shared, err = s.polls.do(r.Context(), r.URL.RawQuery, read); shared && err == nil {
+				s.counters.feedShared.Add(1)
+			}
 		} else {
 			page, err = read(r.Context())
 		}
@@ -112,6 +115,7 @@ func (s *Server) Feed() http.Handler {
 			s.writeErr(w, r, err)
 			return
 		}
+		s.counters.feeds.Add(1)
 		h := w.Header()
 		h.Set("Content-Type", "application/json")
 		h.Set("ETag", page.etag)
@@ -202,7 +206,9 @@ type collapsed struct {
 	waiters int // callers waiting for this call's result
 }
 
-func (c *collapse) do(ctx context.Context, key string, fn func(context.Context) (*feedPage, error)) (*feedPage, error) {
+// It reports whether another caller had started the call (the result
+// was shared).
+func (c *collapse) do(ctx context.Context, key string, fn func(context.Context) (*feedPage, error)) (_ *feedPage, shared bool, _ error) {
 	c.mu.Lock()
 	call, ok := c.calls[key]
 	if !ok {
@@ -229,7 +235,7 @@ func (c *collapse) do(ctx context.Context, key string, fn func(context.Context) 
 	c.mu.Unlock()
 	select {
 	case <-call.done:
-		return call.page, call.err
+		return call.page, ok, call.err
 	case <-ctx.Done():
 		c.mu.Lock()
 		if call.waiters--; call.waiters == 0 {
@@ -237,7 +243,7 @@ func (c *collapse) do(ctx context.Context, key string, fn func(context.Context) 
 			call.cancel()
 		}
 		c.mu.Unlock()
-		return nil, ctx.Err()
+		return nil, ok, ctx.Err()
 	}
 }
 

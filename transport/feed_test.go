@@ -137,6 +137,9 @@ func TestFeedLongPoll(t *testing.T) {
 	if runs != 1 {
 		t.Fatalf("%d reads for %d collapsed long-polls, want 1", runs, pollers)
 	}
+	if st := srv.Stats(); st.FeedPages != 1+pollers || st.FeedCollapsed != pollers-1 {
+		t.Fatalf("feed pages %d, collapsed %d; want %d and %d", st.FeedPages, st.FeedCollapsed, 1+pollers, pollers-1)
+	}
 	for i, f := range results {
 		if len(f.Events) != 1 {
 			t.Fatalf("poller %d got %d events", i, len(f.Events))

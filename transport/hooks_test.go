@@ -586,7 +586,7 @@ func TestMaxLifetime(t *testing.T) {
 func TestWriteTimeout(t *testing.T) {
 	for _, proto := range protocols {
 		t.Run(proto, func(t *testing.T) {
-			ts, _, b := testServer(t, func(s *Server) { s.WriteTimeout = 50 * time.Millisecond })
+			ts, srv, b := testServer(t, func(s *Server) { s.WriteTimeout = 50 * time.Millisecond })
 			c := client(proto)
 			defer c.CloseIdleConnections()
 			resp := do(t, c, "POST", ts.URL+"/stream", `{"collection":"spells","data":true}`, nil)
@@ -604,6 +604,9 @@ func TestWriteTimeout(t *testing.T) {
 				})
 			}
 			waitFor(t, 5*time.Second, "the stalled stream to be cut off", func() bool { return b.Stats().Subscriptions == 0 })
+			if st := srv.Stats(); st.WriteTimeouts != 1 || st.Open[ProtocolNDJSON] != 0 {
+				t.Fatalf("stats %+v: want the one write timeout, no stream open", st)
+			}
 			// The response was cut, not finished.
 			if _, err := io.Copy(io.Discard, resp.Body); err == nil {
 				t.Fatalf("the stalled stream's response ended cleanly")

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tidings/tidings/internal/connlimit"
 	"github.com/tidings/tidings/internal/wire"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
@@ -30,6 +31,13 @@ type stream struct {
 	release  func()             // the connection's count
 	lifetime *time.Timer
 	timers   []*time.Timer // Shutdown's
+
+	// For Streams.
+	protocol, remote string
+	started          time.Time
+	detached         bool
+	counted          bool // in the Server's count of open streams
+	conn             *connlimit.Counter
 }
 
 // endAfter ends the stream with cause after d.
@@ -93,13 +101,14 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request, st *stream, subs 
 	release, refused := acquire(r, orDefault(s.MaxStreamsPerConn, DefaultMaxStreamsPerConn),
 		subs, orDefault(s.MaxSubscriptionsPerConn, DefaultMaxSubscriptionsPerConn))
 	if refused != nil {
-		writeError(w, refused)
+		s.writeError(w, refused)
 		return false
 	}
 	st.release = release
+	st.conn = connlimit.From(r.Context())
 	if !s.register(st) {
 		release()
-		writeError(w, &Error{http.StatusServiceUnavailable, CodeShuttingDown, "the server is shutting down"})
+		s.writeError(w, &Error{http.StatusServiceUnavailable, CodeShuttingDown, "the server is shutting down"})
 		return false
 	}
 	st.mu.Lock()
@@ -110,6 +119,9 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request, st *stream, subs 
 
 // finish releases what begin took.
 func (s *Server) finish(st *stream) {
+	if st.counted {
+		s.counters.open[protocolIndex(st.protocol)].Add(-1)
+	}
 	st.stopTimers()
 	s.unregister(st)
 	st.release()

@@ -29,7 +29,7 @@ func (s *Server) openNDJSON(w http.ResponseWriter, r *http.Request) *pump {
 	if q := r.URL.Query(); q.Has("fields") {
 		fs, err := subscription.ParseFields(q.Get("fields"))
 		if err != nil {
-			writeError(w, badRequest("%v", err))
+			s.writeError(w, badRequest("%v", err))
 			return nil
 		}
 		req.Fields = fs
@@ -38,6 +38,8 @@ func (s *Server) openNDJSON(w http.ResponseWriter, r *http.Request) *pump {
 }
 
 type ndjson struct{}
+
+func (ndjson) protocol() string { return ProtocolNDJSON }
 
 func (ndjson) header(h http.Header) {
 	h.Set("Content-Type", "application/x-ndjson")

@@ -93,6 +93,7 @@ type Server struct {
 	Detach bool
 
 	polls    collapse // concurrent long-polls of the feed
+	counters counters
 	mu       sync.Mutex
 	streams  map[*stream]struct{}
 	closing  bool
@@ -145,7 +146,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fallthrough
 	default:
 		s.cors(w, r)
-		writeError(w, &Error{http.StatusNotFound, CodeNotFound, "no endpoint " + r.URL.Path})
+		s.writeError(w, &Error{http.StatusNotFound, CodeNotFound, "no endpoint " + r.URL.Path})
 	}
 }
 
@@ -198,7 +199,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, methods []string,
 	s.cors(w, r)
 	if !slices.Contains(methods, r.Method) {
 		w.Header().Set("Allow", allow)
-		writeError(w, &Error{http.StatusMethodNotAllowed, CodeInvalidRequest, "use " + methods[0]})
+		s.writeError(w, &Error{http.StatusMethodNotAllowed, CodeInvalidRequest, "use " + methods[0]})
 		return false
 	}
 	if r.URL.RawQuery != "" {

@@ -44,6 +44,8 @@ func (s *Server) openSSE(w http.ResponseWriter, r *http.Request) *pump {
 
 type sse struct{ retry time.Duration }
 
+func (sse) protocol() string { return ProtocolSSE }
+
 func (sse) header(h http.Header) {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
@@ -11,6 +12,7 @@ import (
 // framer writes one wire format: NDJSON or SSE.
 type framer interface {
 	header(h http.Header)
+	protocol() string // ProtocolSSE or ProtocolNDJSON
 	preamble(dst []byte) []byte
 	// frame appends one event. name is the subscription's JSON-quoted name
 	// on a stream of several subscriptions, nil for the only one or for an
@@ -43,6 +45,7 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request, req *StreamRequest
 		s.writeErr(w, r, err)
 		return nil
 	}
+	p.st.protocol, p.st.remote, p.st.started = f.protocol(), r.RemoteAddr, time.Now()
 	if !s.begin(w, r, &p.st, len(p.ps.list)) {
 		return nil
 	}
@@ -65,11 +68,16 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request, req *StreamRequest
 		s.writeErr(w, r, err)
 		return nil
 	}
-	p.st.watch(&p.ps, nil)
 	p.remote = r.RemoteAddr
 	if !s.detach(w, r, f, p) {
 		s.startResponse(w, f, &p.sw)
 	}
+	p.sw.counters = &s.counters
+	p.st.mu.Lock()
+	p.st.detached, p.st.counted = p.sw.conn != nil, true
+	p.st.mu.Unlock()
+	s.counters.open[protocolIndex(p.st.protocol)].Add(1)
+	p.st.watch(&p.ps, nil)
 	p.pre = f.preamble(nil)
 	if s.Authorize == nil && p.sw.conn != nil {
 		r = nil // a detached stream keeps no request it does not need

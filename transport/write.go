@@ -73,7 +73,7 @@ func decodeWriteRequest(body io.Reader) (WriteRequest, error) {
 func (s *Server) Write() http.Handler {
 	return s.endpoint(func(w http.ResponseWriter, r *http.Request) {
 		if !isJSON(r.Header.Get("Content-Type")) {
-			writeError(w, &Error{http.StatusUnsupportedMediaType, CodeUnsupportedMediaType,
+			s.writeError(w, &Error{http.StatusUnsupportedMediaType, CodeUnsupportedMediaType,
 				"send the writes as application/json"})
 			return
 		}
@@ -85,11 +85,11 @@ func (s *Server) Write() http.Handler {
 			return
 		}
 		if s.AuthorizeWrite == nil {
-			writeError(w, &Error{http.StatusForbidden, CodePermissionDenied, "writes are not authorized on this server"})
+			s.writeError(w, &Error{http.StatusForbidden, CodePermissionDenied, "writes are not authorized on this server"})
 			return
 		}
 		if err := s.AuthorizeWrite(r, &req); err != nil {
-			writeError(w, authError(err))
+			s.writeError(w, authError(err))
 			return
 		}
 		txn, err := s.Broker.Commit(r.Context(), func(tx *broker.Tx) error {

@@ -18,6 +18,8 @@ type streamWriter struct {
 	// first write sends it (see detach.go).
 	conn net.Conn
 	head []byte
+	// counters receive the bytes written, and the write timeouts.
+	counters *counters
 }
 
 // startResponse writes the response's header and sets sw up.
@@ -72,10 +74,12 @@ func (sw *streamWriter) write(buf []byte, start int) bool {
 		return sw.writeChunk(buf, start)
 	}
 	sw.rc.SetWriteDeadline(time.Now().Add(sw.timeout)) // not every writer has deadlines
-	if _, err := sw.w.Write(buf[start:]); err != nil {
-		return false
+	_, err := sw.w.Write(buf[start:])
+	if err == nil {
+		err = sw.rc.Flush()
 	}
-	return sw.rc.Flush() == nil
+	sw.counters.wrote(len(buf)-start, err)
+	return err == nil
 }
 
 // cursorText is the cursor to resume from, or "" where there is none yet

@@ -28,6 +28,15 @@ func From(ctx context.Context) *Counter {
 	return c
 }
 
+// Streams returns the streams open on the connection now; 0 for a nil
+// Counter.
+func (c *Counter) Streams() int {
+	if c == nil {
+		return 0
+	}
+	return int(c.streams.Load())
+}
+
 // Refusal says which limit a stream would pass.
 type Refusal uint8
 
