@@ -351,7 +351,13 @@ func (s *Subscription) begin(k *sink) bool {
 		}
 		return false
 	}
-	return s.deliver(k, &s.start) && s.snapshot(k) && k.flush()
+	if !s.deliver(k, &s.start) {
+		return false
+	}
+	// Handed over (a consumer that keeps it has its own copy): a stream
+	// that lasts hours need not hold its start's text.
+	s.start.JSON, s.start.CursorText = nil, ""
+	return s.snapshot(k) && k.flush()
 }
 
 // drain delivers what the queue holds, taking it into *scratch (kept
