@@ -81,6 +81,13 @@ func TestPrometheusScrape(t *testing.T) {
 	for i := range 3 {
 		commit(t, b, fmt.Sprint(i))
 	}
+	// Delivery is asynchronous: wait for every commit to reach every queue.
+	for deadline := time.Now().Add(10 * time.Second); slow.Stats().Queued < 3 || b.Stats().LastQueue.Count < 3; {
+		if time.Now().After(deadline) {
+			t.Fatalf("commits not queued: %+v, %+v", slow.Stats(), b.Stats().LastQueue)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	const waited = 20 * time.Millisecond
 	time.Sleep(waited)
 
