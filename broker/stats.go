@@ -134,6 +134,11 @@ func (h *histogram) snapshot() Latencies {
 
 // SubscriptionStats is what an operator sees of one open subscription.
 type SubscriptionStats struct {
+	// ID tells the subscription from the others of the process: assigned
+	// at Subscribe, from 1 up, never reused (across brokers too). A front
+	// that lists its streams' figures names their subscriptions by it, so
+	// that a view of Subscriptions can tell which are whose.
+	ID      uint64
 	Target  subscription.Target
 	Started time.Time
 	// Position is the txn of the last event handed over: the stream has
@@ -155,6 +160,9 @@ type SubscriptionStats struct {
 	// handed.
 	Overflows, Delivered int64
 }
+
+// subscriptionIDs is the last ID given to a subscription (SubscriptionStats.ID).
+var subscriptionIDs atomic.Uint64
 
 // RecentCommits is how many of the last commits the broker remembers for
 // SubscriptionStats' Behind and Lag.
@@ -215,6 +223,7 @@ func (s *Subscription) Stats() SubscriptionStats {
 func (s *Subscription) stats(recent []recentCommit, published txlog.Txn, now time.Time) SubscriptionStats {
 	events, bytes, oldest, overflowed := s.sub.q.State()
 	st := SubscriptionStats{
+		ID:          s.id,
 		Target:      s.sub.spec.target,
 		Started:     s.started,
 		Position:    txlog.Txn(s.shown.Load()),

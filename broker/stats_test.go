@@ -136,3 +136,34 @@ func TestLatencies(t *testing.T) {
 		t.Fatalf("75th percentile %v", q)
 	}
 }
+
+// Each subscription has an ID of its own, the same in its Stats and in
+// Subscriptions, never 0 and never given again, not even by another
+// broker.
+func TestSubscriptionStatsID(t *testing.T) {
+	b, other := spellsBroker(t), spellsBroker(t)
+	coll := subscription.Collection("spells")
+	a := mustSubscribe(t, b, coll, subscription.Options{})
+	c := mustSubscribe(t, b, coll, subscription.Options{})
+	d := mustSubscribe(t, other, coll, subscription.Options{})
+	seen := map[uint64]bool{}
+	for _, s := range []*Subscription{a, c, d} {
+		id := s.Stats().ID
+		if id == 0 || seen[id] || s.Stats().ID != id {
+			t.Fatalf("ID %d (seen %v)", id, seen)
+		}
+		seen[id] = true
+	}
+	listed := map[uint64]bool{}
+	for st := range b.Subscriptions() {
+		listed[st.ID] = true
+	}
+	if len(listed) != 2 || !listed[a.Stats().ID] || !listed[c.Stats().ID] {
+		t.Fatalf("Subscriptions lists IDs %v; want %d and %d", listed, a.Stats().ID, c.Stats().ID)
+	}
+	c.Close()
+	e := mustSubscribe(t, b, coll, subscription.Options{})
+	if id := e.Stats().ID; seen[id] || id == 0 {
+		t.Fatalf("a new subscription has ID %d, given before", id)
+	}
+}

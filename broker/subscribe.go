@@ -57,6 +57,7 @@ type Subscription struct {
 
 	// For Stats, written by the consumer as it goes (once per wait, or
 	// per record while catching up) and read by anyone.
+	id       uint64 // SubscriptionStats.ID
 	started  time.Time
 	shown    atomic.Uint64 // the position's txn
 	total    atomic.Int64  // events handed over
@@ -103,7 +104,7 @@ func (b *Broker) Subscribe(ctx context.Context, target subscription.Target, opt 
 	if opt.Cursor != "" {
 		b.awaitCursor(ctx, resume)
 	}
-	s := &Subscription{b: b, opt: opt, done: make(chan struct{}), started: time.Now()}
+	s := &Subscription{b: b, opt: opt, done: make(chan struct{}), started: time.Now(), id: subscriptionIDs.Add(1)}
 	s.sub.owner = s
 	s.sub.spec = spec{target: target, fields: opt.Fields, data: opt.Data, updates: opt.Updates}
 	s.sub.q.Init(opt.Buffer, opt.BufferBytes)

@@ -131,7 +131,7 @@ func startExample(t *testing.T, faunaAddr string) (*broker.Broker, *servers) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := listen(b, "127.0.0.1:0", faunaAddr, nil)
+	s, err := listen(b, "127.0.0.1:0", faunaAddr, nil, "")
 	if err != nil {
 		b.Close()
 		t.Fatal(err)

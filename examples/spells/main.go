@@ -5,7 +5,9 @@
 // fire, water, earth and air sets live; Electric's shape endpoint at
 // /electric/v1/shape (package transport/electric), and a page at
 // /electric.html that shows the fire set live through ElectricSQL's own
-// client, served from here; and, on a second port, the same broker to
+// client, served from here; the operators' view of the subscriptions at
+// /admin/ (package admin: for this machine only, or for whoever has the
+// password -admin-token sets); and, on a second port, the same broker to
 // Fauna's drivers (package transport/fauna).
 //
 //	go run ./examples/spells
@@ -42,25 +44,26 @@ func main() {
 	addr := flag.String("addr", "localhost:8080", "address to listen on")
 	faunaAddr := flag.String("fauna-addr", defaultFaunaAddr, "address of the Fauna front for Fauna's drivers (empty: off)")
 	data := flag.String("data", "", "directory of a durable log (default: in memory)")
+	adminToken := flag.String("admin-token", "", "password (HTTP basic auth, any user) for the operators' view at /admin/ (default: none, and only this machine may see it)")
 	var origins []string
 	flag.Func("allow-origin", "an origin (scheme://host:port) whose pages may read and write this server (CORS); repeat for more, * for any (default: none)", func(o string) error {
 		origins = append(origins, o)
 		return nil
 	})
 	flag.Parse()
-	if err := run(*addr, *faunaAddr, *data, origins); err != nil {
+	if err := run(*addr, *faunaAddr, *data, origins, *adminToken); err != nil {
 		fmt.Fprintln(os.Stderr, "spells:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, faunaAddr, data string, allowOrigins []string) error {
+func run(addr, faunaAddr, data string, allowOrigins []string, adminToken string) error {
 	b, err := newBroker(data)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	s, err := listen(b, addr, faunaAddr, allowOrigins)
+	s, err := listen(b, addr, faunaAddr, allowOrigins, adminToken)
 	if err != nil {
 		return err
 	}
@@ -91,6 +94,9 @@ Try:
   curl -X POST %[1]s/tidings/write -H 'Content-Type: application/json' -d '{"writes":[{"action":"update","collection":"spells","id":"9","data":{"element":"air"}}]}'
   curl '%[2]s'
   curl '%[3]s'
+
+Operators: %[1]s/admin/ lists the open subscriptions, the most behind
+first (?format=json for JSON; from this machine only, or with -admin-token).
 `, s.url, feedURL(s.url, s.b), shapeURL(s.url))
 	if s.faunaURL != "" {
 		text += fmt.Sprintf(`

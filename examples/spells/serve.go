@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"net"
 	"net/http"
 	"sync"
 	"time"
 
+	"github.com/tidings/tidings/admin"
 	"github.com/tidings/tidings/broker"
 	"github.com/tidings/tidings/transport"
 	"github.com/tidings/tidings/transport/electric"
@@ -29,10 +32,12 @@ type servers struct {
 }
 
 // listen serves b on addr and, unless faunaAddr is empty, the Fauna front
-// on faunaAddr, to pages of allowOrigins too. Either address may have
+// on faunaAddr, to pages of allowOrigins too, with the operators' view at
+// /admin/ (see operatorsOnly for who may see it). Either address may have
 // port 0: the URLs have the port listened on.
-func listen(b *broker.Broker, addr, faunaAddr string, allowOrigins []string) (*servers, error) {
+func listen(b *broker.Broker, addr, faunaAddr string, allowOrigins []string, adminToken string) (*servers, error) {
 	mux, srv, eh := handler(b, allowOrigins)
+	mux.Handle("/admin/", operatorsOnly(adminToken, &admin.Handler{Broker: b, Transport: srv}))
 	s := &servers{b: b, srv: srv, electric: eh, errc: make(chan error, 2)}
 	var err error
 	if s.url, err = s.serve(addr, mux); err != nil {
@@ -91,4 +96,33 @@ func (s *servers) shutdown(ctx context.Context) {
 	for _, hs := range s.http {
 		hs.Shutdown(ctx)
 	}
+}
+
+// operatorsOnly lets the requests of operators through to h. With a
+// token, those that give it as the password of HTTP basic auth (any user
+// name: a browser asks for it, curl takes -u admin:TOKEN), compared in
+// constant time; without one, those from a loopback address, this
+// machine. (Behind a reverse proxy on the same machine every request
+// comes from loopback: give a token there.)
+func operatorsOnly(token string, h http.Handler) http.Handler {
+	want := sha256.Sum256([]byte(token)) // hashed, so that the comparison does not tell the length either
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if token != "" {
+			_, password, ok := r.BasicAuth()
+			if got := sha256.Sum256([]byte(password)); !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+				w.Header().Set("WWW-Authenticate", `Basic realm="tidings admin", charset="UTF-8"`)
+				http.Error(w, "401 unauthorized", http.StatusUnauthorized)
+				return
+			}
+		} else if host, _, err := net.SplitHostPort(r.RemoteAddr); err != nil || !isLoopback(host) {
+			http.Error(w, "403 forbidden: /admin/ answers this machine only, unless the server has -admin-token", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
