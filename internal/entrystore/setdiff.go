@@ -21,7 +21,9 @@ import (
 //     values of its entries are strings carved from chunks written once,
 //     which stay valid (and keep their chunk alive) after d is reused;
 //   - a write whose before image is byte for byte the last write's after
-//     image (one document written again and again) reuses that scan.
+//     image (one document written again and again) reuses that scan, and
+//     one whose after image is then the last write's before image (a
+//     document put back as it was) reuses that one's.
 //
 // A SetDiff is not safe for concurrent use.
 type SetDiff struct {
@@ -30,19 +32,25 @@ type SetDiff struct {
 	x     *compiledIndex // nil for a collection set
 	terms string         // the set's terms, as its entries hold them
 
-	ref           txlog.Ref
-	changes       []Change
-	before, after docFields
-	afterOK       bool // after holds the scan of the last write's after image
-	be, ae        entrySet
-	beOK, aeOK    bool // be, ae hold the set's entries of before, after
-	vals          strings.Builder
+	ref     txlog.Ref
+	changes []Change
+	// The scans of the last write's images, and their entries in the set:
+	// pointers into fields and sets, swapped to pass a scan from one image
+	// to the other.
+	before, after     *docFields
+	beforeOK, afterOK bool // before, after hold the scans of the images
+	be, ae            *entrySet
+	beOK, aeOK        bool // be, ae hold the set's entries of before, after
+	fields            [2]docFields
+	sets              [2]entrySet
+	vals              strings.Builder
 }
 
 // NewSetDiff returns a SetDiff of the set k, which must be one of c's
 // sets. Errors wrap index.ErrUnknownCollection or index.ErrUnknownIndex.
 func (c *Catalog) NewSetDiff(k SetKey) (*SetDiff, error) {
 	d := &SetDiff{key: k}
+	d.before, d.after, d.be, d.ae = &d.fields[0], &d.fields[1], &d.sets[0], &d.sets[1]
 	switch k.Kind() {
 	case SetCollection:
 		if d.plan = c.byCollection[k.Name()]; d.plan == nil {
@@ -78,7 +86,7 @@ func (d *SetDiff) Diff(ref txlog.Ref, before, after []byte) error {
 		return nil // and the last scan of d's collection stays for reuse
 	}
 	if err := d.scan(before, after); err != nil {
-		d.afterOK, d.aeOK = false, false
+		d.beforeOK, d.afterOK, d.aeOK = false, false, false
 		return fmt.Errorf("document %s: %w", ref, err)
 	}
 	switch {
@@ -92,40 +100,51 @@ func (d *SetDiff) Diff(ref txlog.Ref, before, after []byte) error {
 			d.changes = append(d.changes, Change{Action: Remove, Set: d.key, Entry: Entry{Ref: ref}})
 		}
 		return nil
-	case before != nil && after != nil && sameFields(d.x, &d.before, &d.after):
+	case before != nil && after != nil && sameFields(d.x, d.before, d.after):
 		return nil
 	}
 	if err := d.entries(before, after); err != nil {
 		d.changes = d.changes[:0]
 		return fmt.Errorf("document %s: %w", ref, err)
 	}
-	mergeEntries(&d.be, &d.ae, func(a Action, es *entrySet, e entrySpan) {
+	mergeEntries(d.be, d.ae, func(a Action, es *entrySet, e entrySpan) {
 		d.changes = append(d.changes, Change{Action: a, Set: d.key, Entry: d.entry(es, e)})
 	})
 	return nil
 }
 
 // scan scans the images, taking the before image's scan from the last
-// write's after image when they are the same bytes.
+// write's after image when they are the same bytes, and then the after
+// image's from the last write's before image when those are.
 func (d *SetDiff) scan(before, after []byte) error {
-	d.beOK = false
+	lastBefore, lastBe := d.beforeOK, d.beOK
+	d.beforeOK, d.beOK = false, false
+	swapped := false
 	if before != nil && d.afterOK && bytes.Equal(before, d.after.data) {
 		d.before, d.after = d.after, d.before
-		d.before.data = before
 		d.be, d.ae = d.ae, d.be
-		d.beOK = d.aeOK
+		d.before.data = before
+		d.beforeOK, d.beOK = true, d.aeOK
+		swapped = true
 	} else if before != nil {
 		if err := d.before.scan(d.plan, before); err != nil {
 			return fmt.Errorf("before image: %w", err)
 		}
+		d.beforeOK = true
 	}
 	d.afterOK, d.aeOK = false, false
-	if after != nil {
-		if err := d.after.scan(d.plan, after); err != nil {
-			return fmt.Errorf("after image: %w", err)
-		}
-		d.afterOK = true
+	if after == nil {
+		return nil
 	}
+	if swapped && lastBefore && bytes.Equal(after, d.after.data) {
+		d.after.data = after
+		d.afterOK, d.aeOK = true, lastBe
+		return nil
+	}
+	if err := d.after.scan(d.plan, after); err != nil {
+		return fmt.Errorf("after image: %w", err)
+	}
+	d.afterOK = true
 	return nil
 }
 
@@ -134,7 +153,7 @@ func (d *SetDiff) entries(before, after []byte) error {
 	if !d.beOK {
 		d.be.reset()
 		if before != nil {
-			if err := d.inSet(&d.before, &d.be); err != nil {
+			if err := d.inSet(d.before, d.be); err != nil {
 				return fmt.Errorf("before image: %w", err)
 			}
 		}
@@ -143,7 +162,7 @@ func (d *SetDiff) entries(before, after []byte) error {
 	if !d.aeOK {
 		d.ae.reset()
 		if after != nil {
-			if err := d.inSet(&d.after, &d.ae); err != nil {
+			if err := d.inSet(d.after, d.ae); err != nil {
 				return fmt.Errorf("after image: %w", err)
 			}
 		}
@@ -181,7 +200,7 @@ func (d *SetDiff) Member() (Entry, bool) {
 	}
 	if !d.aeOK {
 		d.ae.reset()
-		if d.inSet(&d.after, &d.ae) != nil {
+		if d.inSet(d.after, d.ae) != nil {
 			return Entry{}, false
 		}
 		d.aeOK = true
@@ -189,7 +208,7 @@ func (d *SetDiff) Member() (Entry, bool) {
 	if len(d.ae.ents) == 0 {
 		return Entry{}, false
 	}
-	return d.entry(&d.ae, d.ae.ents[0]), true
+	return d.entry(d.ae, d.ae.ents[0]), true
 }
 
 // entry returns e as an Entry of the set, its values a string carved from
