@@ -131,6 +131,9 @@ func (we *writeEvents) docEvents(s *spec) []*subscription.Event {
 		if s.fields&subscription.FieldDiff != 0 {
 			ver.Diff = we.dataDiff()
 		}
+		if we.rp != nil {
+			ver.Memo = &we.rp.memo
+		}
 		e.JSON = we.json(wire.AppendVersion(dst, &ver, s.fields))
 	}
 	if we.rp != nil {
@@ -214,6 +217,9 @@ func (we *writeEvents) setEvent(s *spec, seq uint32, action string, data []byte,
 		Data: data, Terms: terms, Values: values}
 	if action == "update" && s.fields&subscription.FieldDiff != 0 {
 		ch.Diff = we.dataDiff()
+	}
+	if we.rp != nil {
+		ch.Memo = &we.rp.memo
 	}
 	e, dst := we.newEvent()
 	*e = subscription.Event{Type: subscription.TypeSet, Txn: we.txn, Cursor: c, CursorText: text, Action: action,
