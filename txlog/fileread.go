@@ -72,9 +72,10 @@ func (l *FileLog) Read(after Cursor) iter.Seq2[Record, error] {
 		seg := l.segs[max(i-1, 0)]
 		l.mu.Unlock()
 
+		var a decodeAlloc
 		for seg != nil {
 			var err error
-			seg, err = l.readSegment(seg, after.Pos, yield)
+			seg, err = l.readSegment(seg, after.Pos, &a, yield)
 			if err != nil {
 				yield(Record{}, err)
 				return
@@ -85,7 +86,7 @@ func (l *FileLog) Read(after Cursor) iter.Seq2[Record, error] {
 
 // readSegment yields the records of seg after pos and returns the segment
 // to read next, nil at the head.
-func (l *FileLog) readSegment(seg *segment, pos Pos, yield func(Record, error) bool) (*segment, error) {
+func (l *FileLog) readSegment(seg *segment, pos Pos, a *decodeAlloc, yield func(Record, error) bool) (*segment, error) {
 	f, err := os.Open(filepath.Join(l.dir, seg.name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, l.overtaken()
@@ -128,7 +129,7 @@ func (l *FileLog) readSegment(seg *segment, pos Pos, yield func(Record, error) b
 			last = Pos{Txn: t}
 			continue
 		}
-		rec, err := decodePayload(payload, last, seg.name, off)
+		rec, err := decodePayload(payload, last, seg.name, off, a)
 		if err != nil {
 			return nil, err
 		}
