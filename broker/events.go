@@ -83,13 +83,22 @@ func (we *writeEvents) store(set entrystore.SetKey, variant uint8, evs []*subscr
 	return evs
 }
 
-// newEvent returns a new event, and where to append its JSON (nil: a new
-// array).
-func (we *writeEvents) newEvent() (*subscription.Event, []byte) {
+// dst returns where to append an event's JSON (nil: a new array).
+func (we *writeEvents) dst() []byte {
 	if we.rp != nil {
-		return we.rp.event(), we.rp.dst()
+		return we.rp.dst()
 	}
-	return &subscription.Event{}, nil
+	return nil
+}
+
+// event returns e, built on the stack, as an event to hand out.
+func (we *writeEvents) event(e *subscription.Event) *subscription.Event {
+	if we.rp != nil {
+		return we.rp.event(e)
+	}
+	p := new(subscription.Event)
+	*p = *e
+	return p
 }
 
 // json takes the encoded JSON of an event begun with newEvent.
@@ -116,8 +125,8 @@ func (we *writeEvents) docEvents(s *spec) []*subscription.Event {
 	}
 	w := we.w
 	c := we.cursor(0)
-	e, dst := we.newEvent()
-	e.Txn, e.Cursor, e.CursorText = we.txn, c, we.cursorText(c)
+	dst := we.dst()
+	e := subscription.Event{Txn: we.txn, Cursor: c, CursorText: we.cursorText(c)}
 	if w.Action == txlog.ActionRewrite {
 		e.Type, e.Action = subscription.TypeHistoryRewrite, "insert"
 		if w.After == nil {
@@ -136,11 +145,12 @@ func (we *writeEvents) docEvents(s *spec) []*subscription.Event {
 		}
 		e.JSON = we.json(wire.AppendVersion(dst, &ver, s.fields))
 	}
+	p := we.event(&e)
 	if we.rp != nil {
-		we.rp.ptrs = append(we.rp.ptrs[:0], e)
+		we.rp.ptrs = append(we.rp.ptrs[:0], p)
 		return we.rp.ptrs
 	}
-	return we.store(entrystore.SetKey{}, v, []*subscription.Event{e})
+	return we.store(entrystore.SetKey{}, v, []*subscription.Event{p})
 }
 
 func (we *writeEvents) dataDiff() []byte {
@@ -221,10 +231,9 @@ func (we *writeEvents) setEvent(s *spec, seq uint32, action string, data []byte,
 	if we.rp != nil {
 		ch.Memo = &we.rp.memo
 	}
-	e, dst := we.newEvent()
-	*e = subscription.Event{Type: subscription.TypeSet, Txn: we.txn, Cursor: c, CursorText: text, Action: action,
-		JSON: we.json(wire.AppendSet(dst, &ch, s.fields, s.data))}
-	return e
+	e := subscription.Event{Type: subscription.TypeSet, Txn: we.txn, Cursor: c, CursorText: text, Action: action,
+		JSON: we.json(wire.AppendSet(we.dst(), &ch, s.fields, s.data))}
+	return we.event(&e)
 }
 
 // memberSets returns the sets the document is in after the write: its

@@ -54,17 +54,16 @@ func newReplay(cat *entrystore.Catalog, log txlog.ID, s *spec) (*replay, error) 
 }
 
 // reset starts a write's events: the Events of the last write have been
-// copied out by then.
-func (r *replay) reset() {
-	clear(r.evs)
-	r.evs = r.evs[:0]
-}
+// copied out by then. They are overwritten, not cleared: each write into
+// evs costs write barriers while the GC runs, and the JSON they hold
+// alive is what the consumer was handed anyway.
+func (r *replay) reset() { r.evs = r.evs[:0] }
 
-// event returns a zeroed Event for the write being read. If evs grows, the
+// event returns e as an Event of the write being read. If evs grows, the
 // pointers handed out before still point at the old array, which holds
 // their events as they were built.
-func (r *replay) event() *subscription.Event {
-	r.evs = append(r.evs, subscription.Event{})
+func (r *replay) event(e *subscription.Event) *subscription.Event {
+	r.evs = append(r.evs, *e)
 	return &r.evs[len(r.evs)-1]
 }
 

@@ -35,22 +35,27 @@ type SetDiff struct {
 	ref     txlog.Ref
 	changes []Change
 	// The scans of the last write's images, and their entries in the set:
-	// pointers into fields and sets, swapped to pass a scan from one image
-	// to the other.
-	before, after     *docFields
-	beforeOK, afterOK bool // before, after hold the scans of the images
-	be, ae            *entrySet
-	beOK, aeOK        bool // be, ae hold the set's entries of before, after
+	// fields[b] and sets[b] are the before image's, fields[1-b] and
+	// sets[1-b] the after image's. Flipping b passes the scans from one
+	// image to the other: an index, not pointers, so that it costs no
+	// write barrier.
 	fields            [2]docFields
 	sets              [2]entrySet
+	b                 int
+	beforeOK, afterOK bool // the scans of before, after are held
+	beOK, aeOK        bool // the set's entries of before, after are held
 	vals              strings.Builder
 }
+
+func (d *SetDiff) before() *docFields { return &d.fields[d.b] }
+func (d *SetDiff) after() *docFields  { return &d.fields[1-d.b] }
+func (d *SetDiff) be() *entrySet      { return &d.sets[d.b] }
+func (d *SetDiff) ae() *entrySet      { return &d.sets[1-d.b] }
 
 // NewSetDiff returns a SetDiff of the set k, which must be one of c's
 // sets. Errors wrap index.ErrUnknownCollection or index.ErrUnknownIndex.
 func (c *Catalog) NewSetDiff(k SetKey) (*SetDiff, error) {
 	d := &SetDiff{key: k}
-	d.before, d.after, d.be, d.ae = &d.fields[0], &d.fields[1], &d.sets[0], &d.sets[1]
 	switch k.Kind() {
 	case SetCollection:
 		if d.plan = c.byCollection[k.Name()]; d.plan == nil {
@@ -100,14 +105,14 @@ func (d *SetDiff) Diff(ref txlog.Ref, before, after []byte) error {
 			d.changes = append(d.changes, Change{Action: Remove, Set: d.key, Entry: Entry{Ref: ref}})
 		}
 		return nil
-	case before != nil && after != nil && sameFields(d.x, d.before, d.after):
+	case before != nil && after != nil && sameFields(d.x, d.before(), d.after()):
 		return nil
 	}
 	if err := d.entries(before, after); err != nil {
 		d.changes = d.changes[:0]
 		return fmt.Errorf("document %s: %w", ref, err)
 	}
-	mergeEntries(d.be, d.ae, func(a Action, es *entrySet, e entrySpan) {
+	mergeEntries(d.be(), d.ae(), func(a Action, es *entrySet, e entrySpan) {
 		d.changes = append(d.changes, Change{Action: a, Set: d.key, Entry: d.entry(es, e)})
 	})
 	return nil
@@ -120,14 +125,13 @@ func (d *SetDiff) scan(before, after []byte) error {
 	lastBefore, lastBe := d.beforeOK, d.beOK
 	d.beforeOK, d.beOK = false, false
 	swapped := false
-	if before != nil && d.afterOK && bytes.Equal(before, d.after.data) {
-		d.before, d.after = d.after, d.before
-		d.be, d.ae = d.ae, d.be
-		d.before.data = before
+	// The images keep the data of the scans they were found equal to.
+	if before != nil && d.afterOK && bytes.Equal(before, d.after().data) {
+		d.b = 1 - d.b
 		d.beforeOK, d.beOK = true, d.aeOK
 		swapped = true
 	} else if before != nil {
-		if err := d.before.scan(d.plan, before); err != nil {
+		if err := d.before().scan(d.plan, before); err != nil {
 			return fmt.Errorf("before image: %w", err)
 		}
 		d.beforeOK = true
@@ -136,12 +140,11 @@ func (d *SetDiff) scan(before, after []byte) error {
 	if after == nil {
 		return nil
 	}
-	if swapped && lastBefore && bytes.Equal(after, d.after.data) {
-		d.after.data = after
+	if swapped && lastBefore && bytes.Equal(after, d.after().data) {
 		d.afterOK, d.aeOK = true, lastBe
 		return nil
 	}
-	if err := d.after.scan(d.plan, after); err != nil {
+	if err := d.after().scan(d.plan, after); err != nil {
 		return fmt.Errorf("after image: %w", err)
 	}
 	d.afterOK = true
@@ -151,18 +154,18 @@ func (d *SetDiff) scan(before, after []byte) error {
 // entries computes the set's entries of the images that lack them.
 func (d *SetDiff) entries(before, after []byte) error {
 	if !d.beOK {
-		d.be.reset()
+		d.be().reset()
 		if before != nil {
-			if err := d.inSet(d.before, d.be); err != nil {
+			if err := d.inSet(d.before(), d.be()); err != nil {
 				return fmt.Errorf("before image: %w", err)
 			}
 		}
 		d.beOK = true
 	}
 	if !d.aeOK {
-		d.ae.reset()
+		d.ae().reset()
 		if after != nil {
-			if err := d.inSet(d.after, d.ae); err != nil {
+			if err := d.inSet(d.after(), d.ae()); err != nil {
 				return fmt.Errorf("after image: %w", err)
 			}
 		}
@@ -199,16 +202,17 @@ func (d *SetDiff) Member() (Entry, bool) {
 		return Entry{Ref: d.ref}, true
 	}
 	if !d.aeOK {
-		d.ae.reset()
-		if d.inSet(d.after, d.ae) != nil {
+		d.ae().reset()
+		if d.inSet(d.after(), d.ae()) != nil {
 			return Entry{}, false
 		}
 		d.aeOK = true
 	}
-	if len(d.ae.ents) == 0 {
+	ae := d.ae()
+	if len(ae.ents) == 0 {
 		return Entry{}, false
 	}
-	return d.entry(d.ae, d.ae.ents[0]), true
+	return d.entry(ae, ae.ents[0]), true
 }
 
 // entry returns e as an Entry of the set, its values a string carved from
