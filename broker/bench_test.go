@@ -260,9 +260,11 @@ func benchFanout(b *testing.B, n int, deliver bool) {
 // each write's membership diff). allocs/event is the allocations of the
 // whole run (subscribing included) per event replayed: near zero, since a
 // replaying subscriber carves its events' JSON and cursor texts from
-// chunks and diffs its set with buffers it reuses. file/document and
-// file/set are the same over a file log (SyncNever, in a temporary
-// directory), which reads and decodes every record from its segments.
+// chunks and diffs its set with buffers it reuses. cpu-ns/event is the
+// process's CPU time (GC included) per event: steadier than events/s on a
+// shared machine. file/document and file/set are the same over a file log
+// (SyncNever, in a temporary directory), which reads and decodes every
+// record from its segments.
 func BenchmarkCatchUp(b *testing.B) {
 	benchCatchUp(b, txlog.NewMemory(txlog.MemoryOptions{MaxRecords: catchUpEvents + 100, MaxBytes: 1 << 34}))
 	b.Run("file", func(b *testing.B) {
@@ -305,6 +307,7 @@ func benchCatchUp(b *testing.B, l txlog.Log) {
 			b.ReportAllocs()
 			var before runtime.MemStats
 			runtime.ReadMemStats(&before)
+			cpu0 := cpuTime()
 			for b.Loop() {
 				s, err := br.Subscribe(context.Background(), tt.target, subscription.Options{Cursor: cursor})
 				if err != nil {
@@ -325,6 +328,9 @@ func benchCatchUp(b *testing.B, l txlog.Log) {
 				}
 			}
 			b.ReportMetric(float64(events)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			if cpu := cpuTime() - cpu0; cpu > 0 {
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(events*b.N), "cpu-ns/event")
+			}
 			var after runtime.MemStats
 			runtime.ReadMemStats(&after)
 			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(events*b.N), "allocs/event")
