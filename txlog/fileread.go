@@ -52,7 +52,9 @@ func (r *limitedReader) Read(p []byte) (int, error) {
 // Read implements Log. Every frame it passes is verified, including those
 // it skips to reach the cursor's position, and it checks that each segment
 // ends where the next one says it does, so a segment cut short is reported
-// rather than skipped.
+// rather than skipped. The records' images share buffers with the records
+// read around them (16 KiB at most): one kept keeps its buffer alive, so
+// a reader that keeps images long should copy them.
 func (l *FileLog) Read(after Cursor) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
 		l.mu.Lock()
