@@ -83,15 +83,24 @@ func (we *writeEvents) store(set entrystore.SetKey, variant uint8, evs []*subscr
 	return evs
 }
 
-// newEvent returns a new event, and where to append its JSON (nil: a new
-// array).
-func (we *writeEvents) newEvent() (*subscription.Event, []byte) {
+// dst returns where to append an event's JSON.
+func (we *writeEvents) dst() []byte {
 	if we.rp != nil {
-		return we.rp.event(), we.rp.dst()
+		return we.rp.dst()
 	}
 	// Room for the envelope and the document at once: growing from nil
 	// costs several allocations and copies per event, on the commit path.
-	return &subscription.Event{}, make([]byte, 0, 256+len(we.w.After))
+	return make([]byte, 0, 256+len(we.w.After))
+}
+
+// event returns e, built on the stack, as an event to hand out.
+func (we *writeEvents) event(e *subscription.Event) *subscription.Event {
+	if we.rp != nil {
+		return we.rp.event(e)
+	}
+	p := new(subscription.Event)
+	*p = *e
+	return p
 }
 
 // json takes the encoded JSON of an event begun with newEvent.
@@ -118,8 +127,8 @@ func (we *writeEvents) docEvents(s *spec) []*subscription.Event {
 	}
 	w := we.w
 	c := we.cursor(0)
-	e, dst := we.newEvent()
-	e.Txn, e.Cursor, e.CursorText = we.txn, c, we.cursorText(c)
+	dst := we.dst()
+	e := subscription.Event{Txn: we.txn, Cursor: c, CursorText: we.cursorText(c)}
 	if w.Action == txlog.ActionRewrite {
 		e.Type, e.Action = subscription.TypeHistoryRewrite, "insert"
 		if w.After == nil {
@@ -133,13 +142,17 @@ func (we *writeEvents) docEvents(s *spec) []*subscription.Event {
 		if s.fields&subscription.FieldDiff != 0 {
 			ver.Diff = we.dataDiff()
 		}
+		if we.rp != nil {
+			ver.Memo = &we.rp.memo
+		}
 		e.JSON = we.json(wire.AppendVersion(dst, &ver, s.fields))
 	}
+	p := we.event(&e)
 	if we.rp != nil {
-		we.rp.ptrs = append(we.rp.ptrs[:0], e)
+		we.rp.ptrs = append(we.rp.ptrs[:0], p)
 		return we.rp.ptrs
 	}
-	return we.store(entrystore.SetKey{}, v, []*subscription.Event{e})
+	return we.store(entrystore.SetKey{}, v, []*subscription.Event{p})
 }
 
 func (we *writeEvents) dataDiff() []byte {
@@ -217,10 +230,12 @@ func (we *writeEvents) setEvent(s *spec, seq uint32, action string, data []byte,
 	if action == "update" && s.fields&subscription.FieldDiff != 0 {
 		ch.Diff = we.dataDiff()
 	}
-	e, dst := we.newEvent()
-	*e = subscription.Event{Type: subscription.TypeSet, Txn: we.txn, Cursor: c, CursorText: text, Action: action,
-		JSON: we.json(wire.AppendSet(dst, &ch, s.fields, s.data))}
-	return e
+	if we.rp != nil {
+		ch.Memo = &we.rp.memo
+	}
+	e := subscription.Event{Type: subscription.TypeSet, Txn: we.txn, Cursor: c, CursorText: text, Action: action,
+		JSON: we.json(wire.AppendSet(we.dst(), &ch, s.fields, s.data))}
+	return we.event(&e)
 }
 
 // memberSets returns the sets the document is in after the write: its

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/tidings/tidings/internal/entrystore"
+	"github.com/tidings/tidings/internal/wire"
 	"github.com/tidings/tidings/subscription"
 	"github.com/tidings/tidings/txlog"
 )
@@ -28,6 +29,8 @@ type replay struct {
 	texts strings.Builder       // the current chunk of cursor texts
 	evs   []subscription.Event  // the events of the write being read
 	ptrs  []*subscription.Event // and the slice of them returned
+	memo  wire.Memo             // the txns and ref last encoded
+	curs  *txlog.CursorEncoder  // the log's cursors, their prefix encoded once
 
 	// A set stream's: its set diffed alone, and its collection.
 	set  *entrystore.SetDiff
@@ -38,8 +41,8 @@ type replay struct {
 const replayChunk = 16 << 10
 
 // newReplay returns a replay for the subscriber's spec.
-func newReplay(cat *entrystore.Catalog, s *spec) (*replay, error) {
-	r := &replay{last: 256}
+func newReplay(cat *entrystore.Catalog, log txlog.ID, s *spec) (*replay, error) {
+	r := &replay{last: 256, curs: txlog.NewCursorEncoder(log)}
 	if s.target.IsSet() {
 		var err error
 		if r.set, err = cat.NewSetDiff(s.key); err != nil {
@@ -51,17 +54,16 @@ func newReplay(cat *entrystore.Catalog, s *spec) (*replay, error) {
 }
 
 // reset starts a write's events: the Events of the last write have been
-// copied out by then.
-func (r *replay) reset() {
-	clear(r.evs)
-	r.evs = r.evs[:0]
-}
+// copied out by then. They are overwritten, not cleared: each write into
+// evs costs write barriers while the GC runs, and the JSON they hold
+// alive is what the consumer was handed anyway.
+func (r *replay) reset() { r.evs = r.evs[:0] }
 
-// event returns a zeroed Event for the write being read. If evs grows, the
+// event returns e as an Event of the write being read. If evs grows, the
 // pointers handed out before still point at the old array, which holds
 // their events as they were built.
-func (r *replay) event() *subscription.Event {
-	r.evs = append(r.evs, subscription.Event{})
+func (r *replay) event(e *subscription.Event) *subscription.Event {
+	r.evs = append(r.evs, *e)
 	return &r.evs[len(r.evs)-1]
 }
 
@@ -96,6 +98,6 @@ func (r *replay) cursorText(c txlog.Cursor) string {
 	}
 	var buf [n]byte
 	start := r.texts.Len()
-	r.texts.Write(c.AppendTo(buf[:0]))
+	r.texts.Write(r.curs.AppendTo(buf[:0], c))
 	return r.texts.String()[start:]
 }

@@ -494,7 +494,7 @@ func (s *Subscription) catchUp(k *sink) bool {
 	for {
 		cat := b.cat.Load()
 		// The subscriber's own buffers and set diff: see replay.
-		rp, err := newReplay(cat, &s.sub.spec)
+		rp, err := newReplay(cat, s.pos.Log, &s.sub.spec)
 		if err != nil {
 			// Subscribe found the set in this catalog.
 			s.fail(k, "internal", err.Error())

@@ -82,7 +82,45 @@ func appendImage(dst, img []byte) []byte {
 // which the caller must therefore not reuse. It checks the structure and
 // the rules of validate, so that a record read back is one that Append
 // could have accepted.
-func decodeRecord(payload []byte) (Record, error) {
+func decodeRecord(payload []byte) (Record, error) { return decodeRecordWith(payload, nil) }
+
+// decodeAlloc is a reader's, for decoding records one after the other
+// with fewer allocations: their writes are carved from arrays of
+// writesChunk, and a ref string that repeats the last record's (its
+// collection, often its document) is shared. The zero value is ready; a
+// nil *decodeAlloc allocates each record's own.
+type decodeAlloc struct {
+	writes   []Write // len is used
+	coll, id string
+}
+
+// writesChunk is the size of the arrays that writes are carved from. A
+// record kept keeps its array alive, and the payloads of the records
+// around it that the array points to.
+const writesChunk = 32
+
+func (a *decodeAlloc) newWrites(n int) []Write {
+	if a == nil || n > writesChunk/4 {
+		return make([]Write, n)
+	}
+	if cap(a.writes)-len(a.writes) < n {
+		a.writes = make([]Write, 0, writesChunk)
+	}
+	m := len(a.writes)
+	a.writes = a.writes[:m+n]
+	return a.writes[m : m+n : m+n]
+}
+
+// str returns b as a string: last if it is the same bytes (then b is not
+// copied), else a copy that becomes last.
+func (a *decodeAlloc) str(b []byte, last *string) string {
+	if string(b) != *last {
+		*last = string(b)
+	}
+	return *last
+}
+
+func decodeRecordWith(payload []byte, al *decodeAlloc) (Record, error) {
 	d := decoder{b: payload}
 	t, ok := payloadTxn(payload)
 	if !ok {
@@ -97,7 +135,7 @@ func decodeRecord(payload []byte) (Record, error) {
 		// Every write takes at least 6 bytes, so n cannot exceed what remains.
 		return Record{}, fmt.Errorf("write count %d does not fit the payload", n)
 	}
-	r := Record{Txn: t, Writes: make([]Write, n)}
+	r := Record{Txn: t, Writes: al.newWrites(int(n))}
 	for i := range r.Writes {
 		w := &r.Writes[i]
 		a, err := d.byte()
@@ -105,11 +143,23 @@ func decodeRecord(payload []byte) (Record, error) {
 			return Record{}, err
 		}
 		w.Action = Action(a)
-		if w.Ref.Collection, err = d.string(); err != nil {
-			return Record{}, err
-		}
-		if w.Ref.ID, err = d.string(); err != nil {
-			return Record{}, err
+		if al == nil {
+			if w.Ref.Collection, err = d.string(); err != nil {
+				return Record{}, err
+			}
+			if w.Ref.ID, err = d.string(); err != nil {
+				return Record{}, err
+			}
+		} else {
+			coll, err := d.stringBytes()
+			if err != nil {
+				return Record{}, err
+			}
+			id, err := d.stringBytes()
+			if err != nil {
+				return Record{}, err
+			}
+			w.Ref = Ref{Collection: al.str(coll, &al.coll), ID: al.str(id, &al.id)}
 		}
 		bt, err := d.uvarint()
 		if err != nil {
@@ -167,12 +217,16 @@ func (d *decoder) bytes(n uint64) ([]byte, error) {
 }
 
 func (d *decoder) string() (string, error) {
+	b, err := d.stringBytes()
+	return string(b), err
+}
+
+func (d *decoder) stringBytes() ([]byte, error) {
 	n, err := d.uvarint()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	b, err := d.bytes(n)
-	return string(b), err
+	return d.bytes(n)
 }
 
 func (d *decoder) image() ([]byte, error) {

@@ -49,6 +49,46 @@ func (c Cursor) AppendTo(dst []byte) []byte {
 	return dst
 }
 
+// CursorEncoder appends the texts of cursors of one log, as AppendTo does,
+// for a reader that writes a cursor per event: the first 15 bytes of a
+// cursor (its version and most of the log ID) are the same for every
+// cursor of the log, so their 20 characters are encoded once.
+type CursorEncoder struct {
+	log    ID
+	prefix [cursorPrefixLen * 4 / 3]byte
+}
+
+// cursorPrefixLen is how many leading bytes of an encoded cursor name the
+// log alone: a multiple of 3, so that they are whole base64 characters.
+const cursorPrefixLen = 15
+
+// NewCursorEncoder returns an encoder for the cursors of the log id.
+func NewCursorEncoder(id ID) *CursorEncoder {
+	e := &CursorEncoder{log: id}
+	var b [cursorPrefixLen]byte
+	b[0] = cursorVersion
+	copy(b[1:], id[:])
+	base64.RawURLEncoding.Encode(e.prefix[:], b[:])
+	return e
+}
+
+// AppendTo appends c as c.AppendTo(dst) would.
+func (e *CursorEncoder) AppendTo(dst []byte, c Cursor) []byte {
+	if c.Log != e.log {
+		return c.AppendTo(dst)
+	}
+	var b [cursorLen - cursorPrefixLen]byte
+	copy(b[:2], c.Log[cursorPrefixLen-1:])
+	binary.BigEndian.PutUint64(b[2:10], uint64(c.Pos.Txn))
+	binary.BigEndian.PutUint32(b[10:14], c.Pos.Op)
+	binary.BigEndian.PutUint32(b[14:18], c.Seq)
+	n := len(dst)
+	dst = slices.Grow(dst, cursorTextLen)[:n+cursorTextLen]
+	copy(dst[n:], e.prefix[:])
+	base64.RawURLEncoding.Encode(dst[n+len(e.prefix):], b[:])
+	return dst
+}
+
 // ParseCursor decodes a string made by Cursor.String. Anything else,
 // including another version of the encoding, is ErrInvalidCursor.
 func ParseCursor(s string) (Cursor, error) {

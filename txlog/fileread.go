@@ -52,7 +52,9 @@ func (r *limitedReader) Read(p []byte) (int, error) {
 // Read implements Log. Every frame it passes is verified, including those
 // it skips to reach the cursor's position, and it checks that each segment
 // ends where the next one says it does, so a segment cut short is reported
-// rather than skipped.
+// rather than skipped. The records' images share buffers with the records
+// read around them (16 KiB at most): one kept keeps its buffer alive, so
+// a reader that keeps images long should copy them.
 func (l *FileLog) Read(after Cursor) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
 		l.mu.Lock()
@@ -72,9 +74,10 @@ func (l *FileLog) Read(after Cursor) iter.Seq2[Record, error] {
 		seg := l.segs[max(i-1, 0)]
 		l.mu.Unlock()
 
+		var a decodeAlloc
 		for seg != nil {
 			var err error
-			seg, err = l.readSegment(seg, after.Pos, yield)
+			seg, err = l.readSegment(seg, after.Pos, &a, yield)
 			if err != nil {
 				yield(Record{}, err)
 				return
@@ -85,7 +88,7 @@ func (l *FileLog) Read(after Cursor) iter.Seq2[Record, error] {
 
 // readSegment yields the records of seg after pos and returns the segment
 // to read next, nil at the head.
-func (l *FileLog) readSegment(seg *segment, pos Pos, yield func(Record, error) bool) (*segment, error) {
+func (l *FileLog) readSegment(seg *segment, pos Pos, a *decodeAlloc, yield func(Record, error) bool) (*segment, error) {
 	f, err := os.Open(filepath.Join(l.dir, seg.name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, l.overtaken()
@@ -128,7 +131,7 @@ func (l *FileLog) readSegment(seg *segment, pos Pos, yield func(Record, error) b
 			last = Pos{Txn: t}
 			continue
 		}
-		rec, err := decodePayload(payload, last, seg.name, off)
+		rec, err := decodePayload(payload, last, seg.name, off, a)
 		if err != nil {
 			return nil, err
 		}

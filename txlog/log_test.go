@@ -283,6 +283,13 @@ func TestCursorRoundTrip(t *testing.T) {
 			t.Fatalf("AppendTo: %q, want %q", b, "x"+s)
 		}
 	}
+	id := NewID()
+	enc := NewCursorEncoder(id)
+	for _, c := range []Cursor{{Log: id}, {Log: id, Pos: Pos{Txn: 1700000000000000, Op: 3}, Seq: 2}, {Log: id, Pos: AfterTxn(^Txn(0)), Seq: ^uint32(0)}, {Log: NewID(), Seq: 1}} {
+		if got, want := enc.AppendTo([]byte("x"), c), c.AppendTo([]byte("x")); string(got) != string(want) {
+			t.Fatalf("CursorEncoder.AppendTo: %q, want %q", got, want)
+		}
+	}
 	buf := make([]byte, 0, 64)
 	if n := testing.AllocsPerRun(100, func() { buf = Cursor{Seq: 1}.AppendTo(buf[:0]) }); n != 0 {
 		t.Errorf("AppendTo into room: %v allocations, want 0", n)

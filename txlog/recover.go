@@ -181,7 +181,7 @@ func (l *FileLog) scanTail(s *segment) error {
 		if err != nil {
 			return &CorruptError{Segment: s.name, Offset: off, Reason: err.Error()}
 		}
-		rec, err := decodePayload(payload, s.last, s.name, off)
+		rec, err := decodePayload(payload, s.last, s.name, off, nil)
 		if err != nil {
 			return err
 		}

@@ -128,9 +128,30 @@ type frameReader struct {
 	off   int64 // offset of the next frame
 	limit int64 // bytes that may be read
 	hdr   [frameHdrSize]byte
+	chunk []byte // what small payloads are carved from: len is used
 }
 
-// next returns the payload of the next frame in a new buffer, io.EOF at
+// payloadChunk is the size of the buffers that payloads are carved from,
+// so that reading costs an allocation per chunk, not per record. Records
+// alias their payload: a record kept keeps its chunk alive, at most
+// payloadChunk bytes or 4 times the payload.
+const payloadChunk = 16 << 10
+
+// alloc returns a buffer of n bytes for a payload, never shared with
+// another.
+func (fr *frameReader) alloc(n int) []byte {
+	if n > payloadChunk/4 {
+		return make([]byte, n)
+	}
+	if cap(fr.chunk)-len(fr.chunk) < n {
+		fr.chunk = make([]byte, 0, payloadChunk)
+	}
+	m := len(fr.chunk)
+	fr.chunk = fr.chunk[:m+n]
+	return fr.chunk[m : m+n : m+n]
+}
+
+// next returns the payload of the next frame in a buffer of its own, io.EOF at
 // exactly the limit, errTorn if the data ends within the frame, or a
 // description of the damage.
 func (fr *frameReader) next() ([]byte, error) {
@@ -158,7 +179,7 @@ func (fr *frameReader) next() ([]byte, error) {
 	if n > left-frameHdrSize {
 		return nil, errTorn
 	}
-	payload := make([]byte, n)
+	payload := fr.alloc(int(n))
 	if _, err := io.ReadFull(fr.r, payload); err != nil {
 		return nil, ioErr(err)
 	}
@@ -188,8 +209,8 @@ func allZero(b []byte) bool {
 
 // decodePayload decodes a verified frame's payload and checks that its txn
 // follows the previous position. The damage it finds is *CorruptError.
-func decodePayload(payload []byte, prev Pos, name string, off int64) (Record, error) {
-	rec, err := decodeRecord(payload)
+func decodePayload(payload []byte, prev Pos, name string, off int64, a *decodeAlloc) (Record, error) {
+	rec, err := decodeRecordWith(payload, a)
 	if err != nil {
 		return Record{}, &CorruptError{Segment: name, Offset: off, Reason: "record does not decode: " + err.Error()}
 	}

@@ -21,7 +21,9 @@ import (
 //     values of its entries are strings carved from chunks written once,
 //     which stay valid (and keep their chunk alive) after d is reused;
 //   - a write whose before image is byte for byte the last write's after
-//     image (one document written again and again) reuses that scan.
+//     image (one document written again and again) reuses that scan, and
+//     one whose after image is then the last write's before image (a
+//     document put back as it was) reuses that one's.
 //
 // A SetDiff is not safe for concurrent use.
 type SetDiff struct {
@@ -30,14 +32,25 @@ type SetDiff struct {
 	x     *compiledIndex // nil for a collection set
 	terms string         // the set's terms, as its entries hold them
 
-	ref           txlog.Ref
-	changes       []Change
-	before, after docFields
-	afterOK       bool // after holds the scan of the last write's after image
-	be, ae        entrySet
-	beOK, aeOK    bool // be, ae hold the set's entries of before, after
-	vals          strings.Builder
+	ref     txlog.Ref
+	changes []Change
+	// The scans of the last write's images, and their entries in the set:
+	// fields[b] and sets[b] are the before image's, fields[1-b] and
+	// sets[1-b] the after image's. Flipping b passes the scans from one
+	// image to the other: an index, not pointers, so that it costs no
+	// write barrier.
+	fields            [2]docFields
+	sets              [2]entrySet
+	b                 int
+	beforeOK, afterOK bool // the scans of before, after are held
+	beOK, aeOK        bool // the set's entries of before, after are held
+	vals              strings.Builder
 }
+
+func (d *SetDiff) before() *docFields { return &d.fields[d.b] }
+func (d *SetDiff) after() *docFields  { return &d.fields[1-d.b] }
+func (d *SetDiff) be() *entrySet      { return &d.sets[d.b] }
+func (d *SetDiff) ae() *entrySet      { return &d.sets[1-d.b] }
 
 // NewSetDiff returns a SetDiff of the set k, which must be one of c's
 // sets. Errors wrap index.ErrUnknownCollection or index.ErrUnknownIndex.
@@ -78,7 +91,7 @@ func (d *SetDiff) Diff(ref txlog.Ref, before, after []byte) error {
 		return nil // and the last scan of d's collection stays for reuse
 	}
 	if err := d.scan(before, after); err != nil {
-		d.afterOK, d.aeOK = false, false
+		d.beforeOK, d.afterOK, d.aeOK = false, false, false
 		return fmt.Errorf("document %s: %w", ref, err)
 	}
 	switch {
@@ -92,58 +105,67 @@ func (d *SetDiff) Diff(ref txlog.Ref, before, after []byte) error {
 			d.changes = append(d.changes, Change{Action: Remove, Set: d.key, Entry: Entry{Ref: ref}})
 		}
 		return nil
-	case before != nil && after != nil && sameFields(d.x, &d.before, &d.after):
+	case before != nil && after != nil && sameFields(d.x, d.before(), d.after()):
 		return nil
 	}
 	if err := d.entries(before, after); err != nil {
 		d.changes = d.changes[:0]
 		return fmt.Errorf("document %s: %w", ref, err)
 	}
-	mergeEntries(&d.be, &d.ae, func(a Action, es *entrySet, e entrySpan) {
+	mergeEntries(d.be(), d.ae(), func(a Action, es *entrySet, e entrySpan) {
 		d.changes = append(d.changes, Change{Action: a, Set: d.key, Entry: d.entry(es, e)})
 	})
 	return nil
 }
 
 // scan scans the images, taking the before image's scan from the last
-// write's after image when they are the same bytes.
+// write's after image when they are the same bytes, and then the after
+// image's from the last write's before image when those are.
 func (d *SetDiff) scan(before, after []byte) error {
-	d.beOK = false
-	if before != nil && d.afterOK && bytes.Equal(before, d.after.data) {
-		d.before, d.after = d.after, d.before
-		d.before.data = before
-		d.be, d.ae = d.ae, d.be
-		d.beOK = d.aeOK
+	lastBefore, lastBe := d.beforeOK, d.beOK
+	d.beforeOK, d.beOK = false, false
+	swapped := false
+	// The images keep the data of the scans they were found equal to.
+	if before != nil && d.afterOK && bytes.Equal(before, d.after().data) {
+		d.b = 1 - d.b
+		d.beforeOK, d.beOK = true, d.aeOK
+		swapped = true
 	} else if before != nil {
-		if err := d.before.scan(d.plan, before); err != nil {
+		if err := d.before().scan(d.plan, before); err != nil {
 			return fmt.Errorf("before image: %w", err)
 		}
+		d.beforeOK = true
 	}
 	d.afterOK, d.aeOK = false, false
-	if after != nil {
-		if err := d.after.scan(d.plan, after); err != nil {
-			return fmt.Errorf("after image: %w", err)
-		}
-		d.afterOK = true
+	if after == nil {
+		return nil
 	}
+	if swapped && lastBefore && bytes.Equal(after, d.after().data) {
+		d.afterOK, d.aeOK = true, lastBe
+		return nil
+	}
+	if err := d.after().scan(d.plan, after); err != nil {
+		return fmt.Errorf("after image: %w", err)
+	}
+	d.afterOK = true
 	return nil
 }
 
 // entries computes the set's entries of the images that lack them.
 func (d *SetDiff) entries(before, after []byte) error {
 	if !d.beOK {
-		d.be.reset()
+		d.be().reset()
 		if before != nil {
-			if err := d.inSet(&d.before, &d.be); err != nil {
+			if err := d.inSet(d.before(), d.be()); err != nil {
 				return fmt.Errorf("before image: %w", err)
 			}
 		}
 		d.beOK = true
 	}
 	if !d.aeOK {
-		d.ae.reset()
+		d.ae().reset()
 		if after != nil {
-			if err := d.inSet(&d.after, &d.ae); err != nil {
+			if err := d.inSet(d.after(), d.ae()); err != nil {
 				return fmt.Errorf("after image: %w", err)
 			}
 		}
@@ -180,16 +202,17 @@ func (d *SetDiff) Member() (Entry, bool) {
 		return Entry{Ref: d.ref}, true
 	}
 	if !d.aeOK {
-		d.ae.reset()
-		if d.inSet(&d.after, &d.ae) != nil {
+		d.ae().reset()
+		if d.inSet(d.after(), d.ae()) != nil {
 			return Entry{}, false
 		}
 		d.aeOK = true
 	}
-	if len(d.ae.ents) == 0 {
+	ae := d.ae()
+	if len(ae.ents) == 0 {
 		return Entry{}, false
 	}
-	return d.entry(&d.ae, d.ae.ents[0]), true
+	return d.entry(ae, ae.ents[0]), true
 }
 
 // entry returns e as an Entry of the set, its values a string carved from

@@ -24,6 +24,7 @@ type Version struct {
 	Before    []byte // nil for a create
 	After     []byte // nil for a delete
 	Diff      []byte // DiffData(Before, After); needed only with subscription.FieldDiff
+	Memo      *Memo  // optional: see Memo
 }
 
 // AppendVersion appends a version event with the given fields:
@@ -35,7 +36,7 @@ type Version struct {
 //
 // After a delete, document has no data; before a create, prev is null.
 func AppendVersion(dst []byte, v *Version, f subscription.Fields) []byte {
-	dst = appendHead(dst, subscription.TypeVersion, v.Txn, v.Cursor)
+	dst = v.Memo.appendHead(dst, subscription.TypeVersion, v.Txn, v.Cursor)
 	dst = append(dst, `,"event":{`...)
 	n := len(dst)
 	if f&subscription.FieldAction != 0 {
@@ -44,18 +45,18 @@ func AppendVersion(dst []byte, v *Version, f subscription.Fields) []byte {
 	}
 	if f&subscription.FieldDocument != 0 {
 		dst = appendField(dst, n, "document")
-		dst = appendDoc(dst, v.Ref, v.Txn, v.After)
+		dst = v.Memo.appendDoc(dst, v.Ref, v.Txn, v.After)
 	}
 	if f&subscription.FieldDiff != 0 {
 		dst = appendField(dst, n, "diff")
-		dst = appendDoc(dst, v.Ref, v.Txn, v.Diff)
+		dst = v.Memo.appendDoc(dst, v.Ref, v.Txn, v.Diff)
 	}
 	if f&subscription.FieldPrev != 0 {
 		dst = appendField(dst, n, "prev")
 		if v.Before == nil {
 			dst = append(dst, "null"...)
 		} else {
-			dst = appendDoc(dst, v.Ref, v.BeforeTxn, v.Before)
+			dst = v.Memo.appendDoc(dst, v.Ref, v.BeforeTxn, v.Before)
 		}
 	}
 	return append(dst, "}}"...)
@@ -74,6 +75,7 @@ type SetChange struct {
 	// Diff is DiffData(before, after) of an update, sent with
 	// subscription.FieldDiff; nil for an add or a remove.
 	Diff []byte
+	Memo *Memo // optional: see Memo
 }
 
 // AppendSet appends a set event:
@@ -84,30 +86,30 @@ type SetChange struct {
 // document carries data when withData is set and the change has data; an
 // update carries "diff":{"ref","ts","data"} too with subscription.FieldDiff.
 func AppendSet(dst []byte, c *SetChange, f subscription.Fields, withData bool) []byte {
-	dst = appendHead(dst, subscription.TypeSet, c.Txn, c.Cursor)
+	dst = c.Memo.appendHead(dst, subscription.TypeSet, c.Txn, c.Cursor)
 	dst = append(dst, `,"event":{`...)
 	n := len(dst)
 	if f&subscription.FieldAction != 0 {
 		dst = appendField(dst, n, "action")
 		dst = jsondoc.AppendString(dst, c.Action)
 	}
-	dst = appendMember(dst, n, f, c.Ref, c.Txn, c.Data, withData, c.Terms, c.Values)
+	dst = c.Memo.appendMember(dst, n, f, c.Ref, c.Txn, c.Data, withData, c.Terms, c.Values)
 	if f&subscription.FieldDiff != 0 && c.Diff != nil {
 		dst = appendField(dst, n, "diff")
-		dst = appendDoc(dst, c.Ref, c.Txn, c.Diff)
+		dst = c.Memo.appendDoc(dst, c.Ref, c.Txn, c.Diff)
 	}
 	return append(dst, "}}"...)
 }
 
 // appendMember appends the document and index fields of a set event or a
 // snapshot member.
-func appendMember(dst []byte, n int, f subscription.Fields, ref txlog.Ref, ts txlog.Txn, data []byte, withData bool, terms, values canonical.Tuple) []byte {
+func (m *Memo) appendMember(dst []byte, n int, f subscription.Fields, ref txlog.Ref, ts txlog.Txn, data []byte, withData bool, terms, values canonical.Tuple) []byte {
 	if f&subscription.FieldDocument != 0 {
 		dst = appendField(dst, n, "document")
 		if !withData {
 			data = nil
 		}
-		dst = appendDoc(dst, ref, ts, data)
+		dst = m.appendDoc(dst, ref, ts, data)
 	}
 	if f&subscription.FieldIndex != 0 {
 		dst = appendField(dst, n, "index")
@@ -145,7 +147,7 @@ func AppendSnapshot(dst []byte, txn txlog.Txn, cursor string, members []Member, 
 			dst = append(dst, ',')
 		}
 		dst = append(dst, '{')
-		dst = appendMember(dst, len(dst), f|subscription.FieldDocument, m.Ref, m.TS, m.Data, withData, m.Terms, m.Values)
+		dst = (*Memo)(nil).appendMember(dst, len(dst), f|subscription.FieldDocument, m.Ref, m.TS, m.Data, withData, m.Terms, m.Values)
 		dst = append(dst, '}')
 	}
 	dst = append(dst, `],"last":`...)
@@ -203,10 +205,14 @@ func AppendHistoryRewrite(dst []byte, txn txlog.Txn, cursor, action string, ref 
 }
 
 func appendHead(dst []byte, t subscription.Type, txn txlog.Txn, cursor string) []byte {
+	return (*Memo)(nil).appendHead(dst, t, txn, cursor)
+}
+
+func (m *Memo) appendHead(dst []byte, t subscription.Type, txn txlog.Txn, cursor string) []byte {
 	dst = append(dst, `{"type":"`...)
 	dst = append(dst, t.String()...)
 	dst = append(dst, `","txn":`...)
-	dst = appendUint(dst, uint64(txn))
+	dst = m.appendTxn(dst, txn)
 	if cursor != "" {
 		// Cursors are base64url: no escaping needed.
 		dst = append(dst, `,"cursor":"`...)
@@ -228,12 +234,12 @@ func appendField(dst []byte, n int, name string) []byte {
 }
 
 func appendDoc(dst []byte, ref txlog.Ref, ts txlog.Txn, data []byte) []byte {
-	dst = append(dst, `{"ref":{"collection":`...)
-	dst = jsondoc.AppendString(dst, ref.Collection)
-	dst = append(dst, `,"id":`...)
-	dst = jsondoc.AppendString(dst, ref.ID)
-	dst = append(dst, `},"ts":`...)
-	dst = appendUint(dst, uint64(ts))
+	return (*Memo)(nil).appendDoc(dst, ref, ts, data)
+}
+
+func (m *Memo) appendDoc(dst []byte, ref txlog.Ref, ts txlog.Txn, data []byte) []byte {
+	dst = m.appendRef(dst, ref)
+	dst = m.appendTxn(dst, ts)
 	if data != nil {
 		dst = append(dst, `,"data":`...)
 		dst = append(dst, data...)
@@ -242,6 +248,88 @@ func appendDoc(dst []byte, ref txlog.Ref, ts txlog.Txn, data []byte) []byte {
 }
 
 func appendUint(dst []byte, v uint64) []byte { return strconv.AppendUint(dst, v, 10) }
+
+// Memo remembers text that an encoder wrote, for a reader that encodes
+// many events alike (a subscriber replaying the log writes each write's
+// txn two or three times, and the same document's ref over and over): the
+// digits of the last two txns and the JSON of the last ref. The zero Memo
+// is empty; a nil *Memo remembers nothing. A Memo is not safe for
+// concurrent use.
+type Memo struct {
+	txns [2]memoTxn
+	next int
+	// The digits of a txn but its last four: txns are microseconds, so
+	// those of a stretch of the log share them.
+	high   uint64
+	highN  int // 0: nothing remembered
+	highDs [20]byte
+	ref    txlog.Ref
+	doc    []byte // `{"ref":{"collection":…,"id":…},"ts":` of ref
+}
+
+type memoTxn struct {
+	txn    txlog.Txn
+	n      int // 0: nothing remembered
+	digits [20]byte
+}
+
+// appendTxn appends txn in decimal.
+func (m *Memo) appendTxn(dst []byte, txn txlog.Txn) []byte {
+	if m == nil {
+		return appendUint(dst, uint64(txn))
+	}
+	for i := range m.txns {
+		if t := &m.txns[i]; t.txn == txn && t.n > 0 {
+			return append(dst, t.digits[:t.n]...)
+		}
+	}
+	t := &m.txns[m.next]
+	m.next = 1 - m.next
+	t.txn = txn
+	if txn < 1e4 {
+		t.n = len(strconv.AppendUint(t.digits[:0], uint64(txn), 10))
+		return append(dst, t.digits[:t.n]...)
+	}
+	high, low := uint64(txn)/1e4, uint64(txn)%1e4
+	if m.highN == 0 || m.high != high {
+		m.high, m.highN = high, len(strconv.AppendUint(m.highDs[:0], high, 10))
+	}
+	n := copy(t.digits[:], m.highDs[:m.highN])
+	t.digits[n], t.digits[n+1] = digitPairs[2*(low/100)], digitPairs[2*(low/100)+1]
+	t.digits[n+2], t.digits[n+3] = digitPairs[2*(low%100)], digitPairs[2*(low%100)+1]
+	t.n = n + 4
+	return append(dst, t.digits[:t.n]...)
+}
+
+const digitPairs = "00010203040506070809" +
+	"10111213141516171819" +
+	"20212223242526272829" +
+	"30313233343536373839" +
+	"40414243444546474849" +
+	"50515253545556575859" +
+	"60616263646566676869" +
+	"70717273747576777879" +
+	"80818283848586878889" +
+	"90919293949596979899"
+
+// appendRef appends the start of a document's JSON, up to its ts.
+func (m *Memo) appendRef(dst []byte, ref txlog.Ref) []byte {
+	if m == nil {
+		return appendRef(dst, ref)
+	}
+	if m.doc == nil || m.ref != ref {
+		m.ref, m.doc = ref, appendRef(m.doc[:0], ref)
+	}
+	return append(dst, m.doc...)
+}
+
+func appendRef(dst []byte, ref txlog.Ref) []byte {
+	dst = append(dst, `{"ref":{"collection":`...)
+	dst = jsondoc.AppendString(dst, ref.Collection)
+	dst = append(dst, `,"id":`...)
+	dst = jsondoc.AppendString(dst, ref.ID)
+	return append(dst, `},"ts":`...)
+}
 
 func appendBool(dst []byte, b bool) []byte {
 	if b {

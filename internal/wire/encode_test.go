@@ -247,3 +247,32 @@ func TestAppendStartStatusErrorRewrite(t *testing.T) {
 	wantJSON(t, AppendHistoryRewrite(nil, 8, "Y3Vy", "remove", trickyRef, 3, nil, subscription.FieldAction),
 		`{"type":"history_rewrite","txn":8,"cursor":"Y3Vy","event":{"action":"remove"}}`)
 }
+
+// Encoding with a Memo gives the very bytes of encoding without one,
+// whatever it remembers from the events before.
+func TestMemoSameBytes(t *testing.T) {
+	txns := []txlog.Txn{0, 1, 9999, 10000, 10001, 1700000000000000, 1700000000000001, 1700000000009999,
+		1700000000010000, 1700000000000001, 99999, 100000, ^txlog.Txn(0), ^txlog.Txn(0) - 1, 12345678}
+	refs := []txlog.Ref{{Collection: "spells", ID: "1"}, trickyRef, {Collection: "spells", ID: "2"}, {Collection: "spells", ID: "1"}}
+	var m Memo
+	for i, txn := range txns {
+		for j := range 3 {
+			ref := refs[(i+j)%len(refs)]
+			before := txns[(i+j+1)%len(txns)]
+			f := subscription.Fields(i+j) & allFields
+			v := Version{Action: "update", Ref: ref, Txn: txn, Cursor: "abc", BeforeTxn: before,
+				Before: []byte(`{"a":1}`), After: []byte(`{"a":2}`), Diff: []byte(`{"a":2}`)}
+			want := AppendVersion(nil, &v, f)
+			v.Memo = &m
+			if got := AppendVersion(nil, &v, f); !bytes.Equal(got, want) {
+				t.Fatalf("version %d: %s\nwant %s", txn, got, want)
+			}
+			c := SetChange{Action: "update", Ref: ref, Txn: txn, Cursor: "abc", Data: []byte(`{"a":2}`), Diff: []byte(`{"a":2}`)}
+			want = AppendSet(nil, &c, f, j == 1)
+			c.Memo = &m
+			if got := AppendSet(nil, &c, f, j == 1); !bytes.Equal(got, want) {
+				t.Fatalf("set %d: %s\nwant %s", txn, got, want)
+			}
+		}
+	}
+}
