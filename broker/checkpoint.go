@@ -13,9 +13,9 @@ import (
 )
 
 // CheckpointOptions configure checkpoints: files holding every document of
-// the state at one txn, so that a restart reads the newest checkpoint and
-// replays only the log after it, and so that the log's retention may delete
-// what a checkpoint covers.
+// the state at one txn and its index entries, so that a restart reads the
+// newest checkpoint and replays only the log after it, and so that the
+// log's retention may delete what a checkpoint covers.
 //
 // The zero value checkpoints a broker on a txlog.Durable log that has a
 // directory (a *txlog.FileLog) into the subdirectory "checkpoints" of the
@@ -161,7 +161,8 @@ func (b *Broker) checkpoint() (txlog.Txn, error) {
 		b.mu.Unlock()
 		return 0, ErrClosed
 	}
-	txn, docs := b.head, b.docs.Clone()
+	st := b.stateAt()
+	txn := st.txn
 	b.sinceCkpt = 0
 	b.mu.Unlock()
 	if txn == cp.lastTxn {
@@ -179,7 +180,7 @@ func (b *Broker) checkpoint() (txlog.Txn, error) {
 			return false
 		}
 	}
-	if err := b.writeCheckpoint(txn, docs, stop); err != nil {
+	if err := b.writeCheckpoint(st, stop); err != nil {
 		return 0, err
 	}
 	return txn, nil
@@ -199,7 +200,8 @@ func (b *Broker) closeCheckpoint() {
 	cp.mu.Lock() // and so is one that Checkpoint was writing
 	defer cp.mu.Unlock()
 	b.mu.Lock()
-	txn, docs, failed := b.head, b.docs.Clone(), b.failed
+	st, failed := b.stateAt(), b.failed
+	txn := st.txn
 	b.mu.Unlock()
 	if failed != nil || txn == cp.lastTxn {
 		// After a log failure the state holds commits of unknown fate.
@@ -213,16 +215,16 @@ func (b *Broker) closeCheckpoint() {
 			return // the log failed
 		}
 	}
-	if err := b.writeCheckpoint(txn, docs, func() bool { return false }); err != nil {
+	if err := b.writeCheckpoint(st, func() bool { return false }); err != nil {
 		b.logger.Error("broker: writing a checkpoint on Close; the next start replays the log after the last one", "err", err)
 	}
 }
 
-// writeCheckpoint writes docs, the state at txn, as a checkpoint, then
-// prunes. Called with cp.mu held, once the commits up to txn are
+// writeCheckpoint writes st, the state at its txn, as a checkpoint, then
+// prunes. Called with cp.mu held, once the commits up to the txn are
 // delivered, or, on a Durable log, staged (its Sync makes them durable).
-func (b *Broker) writeCheckpoint(txn txlog.Txn, docs *docTree, stop func() bool) error {
-	cp := b.ckpt
+func (b *Broker) writeCheckpoint(st ckptState, stop func() bool) error {
+	cp, txn := b.ckpt, st.txn
 	// The state at txn is in the log; under SyncInterval and SyncNever it
 	// may not be on disk yet, and a checkpoint must never be ahead of the
 	// log it will be replayed against. A log that is not Durable loses
@@ -233,12 +235,12 @@ func (b *Broker) writeCheckpoint(txn txlog.Txn, docs *docTree, stop func() bool)
 		}
 	}
 	start := time.Now()
-	size, err := writeStored(cp.store, b.log.ID(), txn, docs, stop)
+	size, err := writeStored(cp.store, b.log.ID(), st, stop)
 	if err != nil {
 		return err
 	}
 	cp.lastTxn = txn
-	b.logger.Info("broker: checkpoint written", "txn", txn, "documents", docs.Len(), "bytes", size, "took", time.Since(start))
+	b.logger.Info("broker: checkpoint written", "txn", txn, "documents", st.docs.Len(), "bytes", size, "took", time.Since(start))
 	cp.prune(b)
 	return nil
 }

@@ -2,8 +2,10 @@ package broker
 
 import (
 	"encoding/json"
+	"slices"
 
 	"github.com/google/btree"
+	"github.com/tidings/tidings/internal/btreefill"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -36,6 +38,14 @@ func versionLess(a, b *version) bool {
 type docTree = btree.BTreeG[*version]
 
 func newDocTree() *docTree { return btree.NewG(32, versionLess) }
+
+// fillDocTree returns a tree of vs, which are in ascending ref order.
+func fillDocTree(vs []*version) *docTree {
+	o := btreefill.NewOrder(versionLess, func(a, b *version) bool { return a == b })
+	t := btree.NewG(32, o.Less)
+	btreefill.Fill(t, o, slices.Values(vs))
+	return t
+}
 
 func getVersion(t *docTree, ref txlog.Ref) *version {
 	v, _ := t.Get(&version{ref: ref})

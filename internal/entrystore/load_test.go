@@ -1,0 +1,183 @@
+package entrystore
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/tidings/tidings/index"
+	"github.com/tidings/tidings/internal/canonical"
+	"github.com/tidings/tidings/txlog"
+)
+
+// treeItems returns every tree's items, in order.
+func treeItems(v *view) [][]item {
+	out := make([][]item, len(v.trees))
+	for i, t := range v.trees {
+		t.Ascend(func(it item) bool {
+			out[i] = append(out[i], it)
+			return true
+		})
+	}
+	return out
+}
+
+// loadSaved loads what snap saves, with the documents refs, into a Store
+// of c.
+func loadSaved(c *Catalog, snap *Snapshot, refs []txlog.Ref) (*Store, error) {
+	l := NewLoader(c)
+	for _, ref := range refs {
+		if err := l.AddDoc(ref); err != nil {
+			return nil, err
+		}
+	}
+	for i := range c.Indexes() {
+		n, entries := snap.SavedIndex(i)
+		if err := l.StartIndex(i, n); err != nil {
+			return nil, err
+		}
+		for e := range entries {
+			if err := l.AddEntry([]byte(e.Key), e.Terms, e.Values); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return l.Store(snap.Txn())
+}
+
+// TestLoaderRoundTrip saves a store's entries and loads them back: every
+// tree holds the same items, and the loaded store takes writes as the
+// original does.
+func TestLoaderRoundTrip(t *testing.T) {
+	c := mustCatalog(t, spellsSchema())
+	s := NewStore(c)
+	var d Diff
+	var refs []txlog.Ref
+	for i := range 300 {
+		ref := txlog.Ref{Collection: "spells", ID: fmt.Sprintf("%04d", i)}
+		write(t, c, s, &d, txlog.Txn(i+1), ref, "",
+			fmt.Sprintf(`{"element":[%q,"x"],"stats":{"level":%d},"name":"n%d"}`, []string{"fire", "water", "air"}[i%3], i%7, i))
+		refs = append(refs, ref)
+	}
+	for i := range 50 {
+		ref := txlog.Ref{Collection: "people", ID: fmt.Sprint(i)}
+		write(t, c, s, &d, 400, ref, "", fmt.Sprintf(`{"address":{"city":"c%d"}}`, i%4))
+		refs = append(refs, ref)
+	}
+	slices.SortFunc(refs, func(a, b txlog.Ref) int {
+		if a.Collection != b.Collection {
+			return cmpString(a.Collection, b.Collection)
+		}
+		return cmpString(a.ID, b.ID)
+	})
+	snap := s.Snapshot()
+	got, err := loadSaved(c, snap, refs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Len() != s.Len() || got.Txn() != s.Txn() {
+		t.Fatalf("loaded %d entries at txn %d, want %d at %d", got.Len(), got.Txn(), s.Len(), s.Txn())
+	}
+	want := treeItems(&s.view)
+	for i, items := range treeItems(&got.view) {
+		if !slices.Equal(items, want[i]) {
+			t.Errorf("tree %d: %d items, want %d", i, len(items), len(want[i]))
+		}
+	}
+	// Both take the same write.
+	ref := txlog.Ref{Collection: "spells", ID: "0001"}
+	write(t, c, s, &d, 500, ref, `{"element":["water","x"],"stats":{"level":1},"name":"n1"}`, `{"element":"earth"}`)
+	if err := got.Apply(500, &d); err != nil {
+		t.Fatal(err)
+	}
+	fire, _ := c.MatchSet("spells_by_element", mustParse(t, `"earth"`))
+	if a, b := pageAll(t, s, fire, 10), pageAll(t, got, fire, 10); len(a) != 1 || !slices.Equal(refsOf(a), refsOf(b)) {
+		t.Errorf("after a write: %v, want %v", b, a)
+	}
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func refsOf(es []Entry) []string { return refs(es) }
+
+// TestLoaderRefuses: entries out of order, malformed or of the wrong
+// shape, documents of an unknown collection or out of order.
+func TestLoaderRefuses(t *testing.T) {
+	c := mustCatalog(t, spellsSchema())
+	fire, _ := canonical.Parse([]byte(`"fire"`))
+	one, _ := canonical.Parse([]byte(`1`))
+	entry := func(key string, terms, values int) error {
+		l := NewLoader(c)
+		if err := l.StartIndex(0, 2); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.AddEntry([]byte(fire+one+"a"), len(fire), len(fire+one)); err != nil {
+			t.Fatal(err)
+		}
+		return l.AddEntry([]byte(key), terms, values)
+	}
+	for name, err := range map[string]error{
+		"out of order":        entry(fire+one+"a", len(fire), len(fire+one)),
+		"no ID":               entry(fire+one+"b", len(fire), len(fire+one+"b")),
+		"two terms":           entry(fire+fire+one+"b", 2*len(fire), 2*len(fire)+len(one)),
+		"no value":            entry(fire+"b", len(fire), len(fire)),
+		"a broken term":       entry(fire[:3]+one+"b", 3, 3+len(one)),
+		"values before terms": entry(fire+one+"b", len(fire)+1, len(fire)),
+	} {
+		if !errors.Is(err, errLoad) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	l := NewLoader(c)
+	if err := l.AddDoc(txlog.Ref{Collection: "wands", ID: "1"}); !errors.Is(err, ErrCatalogMismatch) {
+		t.Errorf("a document of an unknown collection: %v", err)
+	}
+	l.AddDoc(txlog.Ref{Collection: "spells", ID: "2"})
+	if err := l.AddDoc(txlog.Ref{Collection: "spells", ID: "1"}); !errors.Is(err, errLoad) {
+		t.Errorf("documents out of order: %v", err)
+	}
+	if err := l.StartIndex(1, 0); !errors.Is(err, errLoad) {
+		t.Errorf("index 1 first: %v", err)
+	}
+	if _, err := l.Store(1); !errors.Is(err, errLoad) {
+		t.Errorf("Store before the indexes are loaded: %v", err)
+	}
+}
+
+// TestFingerprint: the same index definitions give the same fingerprint,
+// whatever the collections; any change to an index another.
+func TestFingerprint(t *testing.T) {
+	base := spellsSchema()
+	fp := mustCatalog(t, base).Fingerprint()
+	more := spellsSchema()
+	more.Collections = append(more.Collections, "wands")
+	if got := mustCatalog(t, more).Fingerprint(); got != fp {
+		t.Errorf("a collection added changed the fingerprint")
+	}
+	changes := []func(*index.Schema){
+		func(s *index.Schema) { s.Indexes = s.Indexes[:2] },
+		func(s *index.Schema) { s.Indexes[0], s.Indexes[1] = s.Indexes[1], s.Indexes[0] },
+		func(s *index.Schema) { s.Indexes[0].Name = "x" },
+		func(s *index.Schema) { s.Indexes[0].Values = nil },
+		func(s *index.Schema) { s.Indexes[0].Terms = []string{"stats.level"} },
+		func(s *index.Schema) {
+			s.Indexes[0].Terms, s.Indexes[0].Values = nil, []string{"element", "stats.level"}
+		},
+	}
+	for i, change := range changes {
+		s := spellsSchema()
+		change(&s)
+		if got := mustCatalog(t, s).Fingerprint(); got == fp {
+			t.Errorf("change %d kept the fingerprint", i)
+		}
+	}
+}
