@@ -111,10 +111,11 @@ func readStored(ctx context.Context, store CheckpointStore, txn txlog.Txn, cat *
 	case fp != cat.Fingerprint():
 		c.noEntries = "the checkpoint was written under other index definitions"
 	default:
-		c.entries = entrystore.NewLoader(cat)
+		c.entries = entrystore.NewLoader(cat, len(docs))
 		for _, v := range docs {
 			if err := c.entries.AddDoc(v.ref); err != nil {
 				// Rebuilding says what is wrong with it.
+				c.entries.Discard()
 				c.entries, c.noEntries = nil, err.Error()
 				break
 			}
@@ -128,6 +129,9 @@ func readStored(ctx context.Context, store CheckpointStore, txn txlog.Txn, cat *
 	}
 	<-filled
 	if err != nil {
+		if c.entries != nil {
+			c.entries.Discard()
+		}
 		return nil, err
 	}
 	return c, nil

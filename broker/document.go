@@ -2,10 +2,8 @@ package broker
 
 import (
 	"encoding/json"
-	"slices"
 
 	"github.com/google/btree"
-	"github.com/tidings/tidings/internal/btreefill"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -39,11 +37,30 @@ type docTree = btree.BTreeG[*version]
 
 func newDocTree() *docTree { return btree.NewG(32, versionLess) }
 
-// fillDocTree returns a tree of vs, which are in ascending ref order.
+// fillDocTree returns a tree of vs, which are in ascending ref order. As
+// entrystore's fill of its trees from a checkpoint: while filling, less
+// knows the answer when one side is the version being inserted, the
+// greater, and does not compare refs.
 func fillDocTree(vs []*version) *docTree {
-	o := btreefill.NewOrder(versionLess, func(a, b *version) bool { return a == b })
-	t := btree.NewG(32, o.Less)
-	btreefill.Fill(t, o, slices.Values(vs))
+	var (
+		filling = true
+		next    *version
+	)
+	t := btree.NewG(32, func(a, b *version) bool {
+		if filling {
+			if a == next {
+				return false
+			}
+			if b == next {
+				return true
+			}
+		}
+		return versionLess(a, b)
+	})
+	for _, next = range vs {
+		t.ReplaceOrInsert(next)
+	}
+	filling = false // before the tree is shared: no reader sees it change
 	return t
 }
 

@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"slices"
 	"strings"
 	"sync"
 	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/google/btree"
-	"github.com/tidings/tidings/internal/btreefill"
 	"github.com/tidings/tidings/internal/canonical"
 	"github.com/tidings/tidings/txlog"
 )
@@ -80,24 +78,38 @@ const keyChunk = 16 << 10
 // sorting anything: the refs of the documents in ref order (AddDoc), for
 // the collection sets, and each index's entries as SavedIndex gave them
 // (StartIndex, AddEntry), made under a Catalog of the same Fingerprint.
-// The trees are filled in order, each on a goroutine of its own. Entries
-// that come from outside are checked: in order, and made of well-formed
+// Each tree is filled in order on a goroutine of its own as soon as its
+// items are in, while the caller goes on reading the next. Entries that
+// come from outside are checked: in order, and made of well-formed
 // encodings, as many as the index has terms and values.
 //
-// Concurrency: a Loader is not safe for concurrent use.
+// Concurrency: a Loader is not safe for concurrent use. Once one is made,
+// Store or Discard must be called, to wait for its goroutines.
 type Loader struct {
 	cat   *Catalog
-	items [][]item // per tree
-	coll  *collectionPlan
-	x     *compiledIndex // the index being loaded
-	left  int            // its entries not yet added
-	keys  *strings.Builder
-	next  int // the next index to load
+	items [][]item // per tree, until its fill starts
+	trees []*btree.BTreeG[item]
+	n     int
+	fills sync.WaitGroup
+
+	docs []item          // the collection sets' items, one set after another
+	coll *collectionPlan // the collection of the last document
+	from int             // where its items start in docs
+	x    *compiledIndex  // the index being loaded
+	left int             // its entries not yet added
+	keys *strings.Builder
+	next int // the next index to load
 }
 
-// NewLoader returns an empty Loader for the sets of c.
-func NewLoader(c *Catalog) *Loader {
-	return &Loader{cat: c, items: make([][]item, c.trees())}
+// NewLoader returns an empty Loader for the sets of c, for about docs
+// documents.
+func NewLoader(c *Catalog, docs int) *Loader {
+	return &Loader{
+		cat:   c,
+		items: make([][]item, c.trees()),
+		trees: make([]*btree.BTreeG[item], c.trees()),
+		docs:  make([]item, 0, docs),
+	}
 }
 
 // errLoad marks saved entries that do not fit.
@@ -106,19 +118,43 @@ var errLoad = errors.New("saved entries")
 // AddDoc adds the document ref to its collection's set. Refs come in
 // ascending order, collection then ID.
 func (l *Loader) AddDoc(ref txlog.Ref) error {
-	p := l.coll
-	if p == nil || p.name != ref.Collection {
-		if p = l.cat.byCollection[ref.Collection]; p == nil {
-			return fmt.Errorf("%w: %q (document %s)", ErrCatalogMismatch, ref.Collection, ref)
-		}
-		l.coll = p
+	if l.next > 0 {
+		return fmt.Errorf("%w: document %s after the entries", errLoad, ref)
 	}
-	items := l.items[p.ord]
-	if ref.ID == "" || len(items) > 0 && items[len(items)-1].key >= ref.ID {
+	if p := l.coll; p == nil || p.name != ref.Collection {
+		q := l.cat.byCollection[ref.Collection]
+		switch {
+		case q == nil:
+			return fmt.Errorf("%w: %q (document %s)", ErrCatalogMismatch, ref.Collection, ref)
+		case p != nil && p.name > ref.Collection:
+			return fmt.Errorf("%w: document %s out of order", errLoad, ref)
+		}
+		l.endCollection()
+		l.coll = q
+	} else if ref.ID <= l.docs[len(l.docs)-1].key {
 		return fmt.Errorf("%w: document %s out of order", errLoad, ref)
 	}
-	l.items[p.ord] = append(items, item{key: ref.ID}) // the ID the document holds: no copy
+	if ref.ID == "" {
+		return fmt.Errorf("%w: a document with no ID", errLoad)
+	}
+	l.docs = append(l.docs, item{key: ref.ID}) // the ID the document holds: no copy
 	return nil
+}
+
+// endCollection ends the items of the last document's collection.
+func (l *Loader) endCollection() {
+	if l.coll != nil {
+		l.items[l.coll.ord] = l.docs[l.from:len(l.docs):len(l.docs)]
+	}
+	l.from = len(l.docs)
+}
+
+// fill starts filling the tree ord with its items.
+func (l *Loader) fill(ord int) {
+	items := l.items[ord]
+	l.items[ord] = nil
+	l.n += len(items)
+	l.fills.Go(func() { l.trees[ord] = fillTree(items) })
 }
 
 // StartIndex starts the entries of the i-th index, n of them. Indexes come
@@ -127,10 +163,26 @@ func (l *Loader) StartIndex(i, n int) error {
 	if i != l.next || i >= len(l.cat.indexes) || l.left != 0 {
 		return fmt.Errorf("%w: index %d of %d out of turn", errLoad, i, len(l.cat.indexes))
 	}
+	l.endPart()
 	l.next++
 	l.x, l.left = l.cat.indexes[i], n
 	l.items[l.x.ord] = make([]item, 0, n)
 	return nil
+}
+
+// endPart starts filling the trees whose items are all in: the collection
+// sets after the documents, an index after its entries.
+func (l *Loader) endPart() {
+	if l.next == 0 {
+		l.endCollection()
+		l.coll = nil
+		for _, p := range l.cat.collections {
+			l.fill(p.ord)
+		}
+		l.docs = nil
+	} else {
+		l.fill(l.x.ord)
+	}
 }
 
 // AddEntry adds the next entry of the current index: its key, whose values
@@ -163,35 +215,62 @@ func (l *Loader) AddEntry(key []byte, terms, values int) error {
 	return nil
 }
 
-// Store returns a Store at txn holding every entry added. Every index must
-// have been loaded, in full.
+// Store returns a Store at txn holding every entry added, once the trees
+// are filled. Every index must have been loaded, in full.
 func (l *Loader) Store(txn txlog.Txn) (*Store, error) {
 	if l.next != len(l.cat.indexes) || l.left != 0 {
+		l.Discard()
 		return nil, fmt.Errorf("%w: %d of %d indexes loaded", errLoad, l.next, len(l.cat.indexes))
 	}
+	l.endPart()
+	l.fills.Wait()
 	s := NewStore(l.cat)
-	s.txn = txn
-	var wg sync.WaitGroup
-	for i, items := range l.items {
-		s.n += len(items)
-		wg.Go(func() { s.trees[i] = fillTree(items) })
+	s.txn, s.n = txn, l.n
+	for i, t := range l.trees {
+		if t != nil {
+			s.trees[i] = t
+		}
 	}
-	wg.Wait()
-	l.items = nil
+	l.trees = nil
 	return s, nil
 }
 
-// fillTree returns a tree of items, which are in ascending order.
-func fillTree(items []item) *btree.BTreeG[item] {
-	o := btreefill.NewOrder(itemLess, sameItem)
-	t := btree.NewG(storeDegree, o.Less)
-	btreefill.Fill(t, o, slices.Values(items))
-	return t
+// Discard waits for the trees being filled, and drops them.
+func (l *Loader) Discard() {
+	l.fills.Wait()
+	l.trees, l.items, l.docs = nil, nil, nil
 }
 
-// sameItem reports whether a and b are one item: their keys are the same
-// bytes in memory. Keys are never empty (they end with a ref ID), and two
-// keys of a tree never are the same bytes, as they differ.
-func sameItem(a, b item) bool {
-	return len(a.key) == len(b.key) && unsafe.StringData(a.key) == unsafe.StringData(b.key)
+// fillTree returns a tree of items, which are in ascending order.
+//
+// Inserting an item walks the tree from the root, searching each node on
+// the way: some 25 calls of the tree's less function per item in a tree of
+// a million, which for keys sharing a long prefix is most of the cost.
+// Here every item comes after those in the tree, so while filling, less
+// knows the answer when one side is the item being inserted, recognised
+// by its key's address: keys are never empty (they end with a ref ID),
+// and no two keys of a tree are the same bytes, as they differ. The tree
+// keeps this less function; once filled it compares keys as itemLess.
+func fillTree(items []item) *btree.BTreeG[item] {
+	var (
+		filling = true
+		next    *byte
+	)
+	t := btree.NewG(storeDegree, func(a, b item) bool {
+		if filling {
+			if unsafe.StringData(a.key) == next {
+				return false
+			}
+			if unsafe.StringData(b.key) == next {
+				return true
+			}
+		}
+		return a.key < b.key
+	})
+	for _, it := range items {
+		next = unsafe.StringData(it.key)
+		t.ReplaceOrInsert(it)
+	}
+	filling = false // before the tree is shared: no reader sees it change
+	return t
 }

@@ -26,7 +26,7 @@ func treeItems(v *view) [][]item {
 // loadSaved loads what snap saves, with the documents refs, into a Store
 // of c.
 func loadSaved(c *Catalog, snap *Snapshot, refs []txlog.Ref) (*Store, error) {
-	l := NewLoader(c)
+	l := NewLoader(c, len(refs))
 	for _, ref := range refs {
 		if err := l.AddDoc(ref); err != nil {
 			return nil, err
@@ -116,7 +116,8 @@ func TestLoaderRefuses(t *testing.T) {
 	fire, _ := canonical.Parse([]byte(`"fire"`))
 	one, _ := canonical.Parse([]byte(`1`))
 	entry := func(key string, terms, values int) error {
-		l := NewLoader(c)
+		l := NewLoader(c, 0)
+		defer l.Discard()
 		if err := l.StartIndex(0, 2); err != nil {
 			t.Fatal(err)
 		}
@@ -137,7 +138,7 @@ func TestLoaderRefuses(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	l := NewLoader(c)
+	l := NewLoader(c, 1)
 	if err := l.AddDoc(txlog.Ref{Collection: "wands", ID: "1"}); !errors.Is(err, ErrCatalogMismatch) {
 		t.Errorf("a document of an unknown collection: %v", err)
 	}
@@ -145,12 +146,21 @@ func TestLoaderRefuses(t *testing.T) {
 	if err := l.AddDoc(txlog.Ref{Collection: "spells", ID: "1"}); !errors.Is(err, errLoad) {
 		t.Errorf("documents out of order: %v", err)
 	}
+	if err := l.AddDoc(txlog.Ref{Collection: "people", ID: "3"}); !errors.Is(err, errLoad) {
+		t.Errorf("a collection after a later one: %v", err)
+	}
 	if err := l.StartIndex(1, 0); !errors.Is(err, errLoad) {
 		t.Errorf("index 1 first: %v", err)
 	}
 	if _, err := l.Store(1); !errors.Is(err, errLoad) {
 		t.Errorf("Store before the indexes are loaded: %v", err)
 	}
+	l = NewLoader(c, 1)
+	l.StartIndex(0, 0)
+	if err := l.AddDoc(txlog.Ref{Collection: "spells", ID: "3"}); !errors.Is(err, errLoad) {
+		t.Errorf("a document after the entries: %v", err)
+	}
+	l.Discard()
 }
 
 // TestFingerprint: the same index definitions give the same fingerprint,
