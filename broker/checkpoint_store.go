@@ -76,8 +76,10 @@ type ckptFile struct {
 
 // readStored reads and verifies the checkpoint at txn from a store. check
 // refuses it from its header, before the rest is read. The entries are
-// kept only if they were made under cat's schema.
-func readStored(ctx context.Context, store CheckpointStore, txn txlog.Txn, cat *entrystore.Catalog, check func(checkpoint.Header) error) (*ckptFile, error) {
+// kept only if they were made under cat's schema and skip, given the
+// number of documents, has no reason ("") to leave them.
+func readStored(ctx context.Context, store CheckpointStore, txn txlog.Txn, cat *entrystore.Catalog,
+	check func(checkpoint.Header) error, skip func(docs int) string) (*ckptFile, error) {
 	r, size, err := store.Open(ctx, txn)
 	if err != nil {
 		return nil, err
@@ -110,6 +112,8 @@ func readStored(ctx context.Context, store CheckpointStore, txn txlog.Txn, cat *
 		c.noEntries = fmt.Sprintf("the checkpoint is of format version %d, which has none", d.Header().Version)
 	case fp != cat.Fingerprint():
 		c.noEntries = "the checkpoint was written under other index definitions"
+	case skip(len(docs)) != "":
+		c.noEntries = skip(len(docs))
 	default:
 		c.entries = entrystore.NewLoader(cat, len(docs))
 		for _, v := range docs {

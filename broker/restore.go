@@ -160,6 +160,11 @@ func (b *Broker) loadCheckpoint(txn txlog.Txn) (indexed bool, err error) {
 			return fmt.Errorf("older than the log, which has dropped the records up to txn %d", b.log.Oldest().Txn)
 		}
 		return nil
+	}, func(docs int) string {
+		if !b.tailWithin(txn, tailLimit(docs)) {
+			return "the log after it changes too many documents: rebuilding is quicker"
+		}
+		return ""
 	})
 	if err != nil {
 		return false, err
@@ -196,9 +201,7 @@ func (b *Broker) replay(touched map[txlog.Ref]*version) (n int, nbytes int64, _ 
 	if b.head > 0 {
 		from = txlog.AfterTxn(b.head)
 	}
-	// Past a quarter of the documents, diffing each (two documents to
-	// read, entries inserted at random) costs more than the bulk build.
-	limit := b.docs.Len()/4 + 1000
+	limit := tailLimit(b.docs.Len())
 	for rec, err := range b.log.Read(txlog.Cursor{Log: b.log.ID(), Pos: from}) {
 		if err != nil {
 			return n, nbytes, nil, fmt.Errorf("broker: replaying the log: %w", err)
@@ -214,7 +217,9 @@ func (b *Broker) replay(touched map[txlog.Ref]*version) (n int, nbytes int64, _ 
 			if touched != nil {
 				if _, ok := touched[w.Ref]; !ok {
 					if len(touched) >= limit {
-						touched = nil
+						// The checkpoint's entries are no use now: let
+						// them go before the rest of the log is read.
+						touched, b.store = nil, entrystore.NewStore(cat)
 					} else {
 						touched[w.Ref] = getVersion(b.docs, w.Ref)
 					}
@@ -233,6 +238,31 @@ func (b *Broker) replay(touched map[txlog.Ref]*version) (n int, nbytes int64, _ 
 		nbytes += writesBytes(rec.Writes)
 	}
 	return n, nbytes, touched, nil
+}
+
+// tailLimit is how many documents of docs the log after a checkpoint may
+// change for its entries to be worth loading and diffing: past a quarter
+// of them, diffing each (two documents to read, entries inserted at
+// random) costs more than the bulk build.
+func tailLimit(docs int) int { return docs/4 + 1000 }
+
+// tailWithin reports whether the log after txn holds at most limit
+// writes, reading no more of it than that. Writes, not documents: it is
+// the cheap bound, which replay's count of documents then refines.
+func (b *Broker) tailWithin(txn txlog.Txn, limit int) bool {
+	if b.log.Head().Txn <= txn {
+		return true
+	}
+	n := 0
+	for rec, err := range b.log.Read(txlog.Cursor{Log: b.log.ID(), Pos: txlog.AfterTxn(txn)}) {
+		if err != nil {
+			return false // replay will say what is wrong
+		}
+		if n += len(rec.Writes); n > limit {
+			return false
+		}
+	}
+	return true
 }
 
 // indexTouched brings the entries of a checkpoint up to the head: for

@@ -68,10 +68,11 @@ func (s *Snapshot) SavedIndex(i int) (int, iter.Seq[SavedEntry]) {
 	}
 }
 
-// keyChunk is the size of the blocks a Loader copies keys into. A block is
-// freed once none of its keys is in a tree, so a few hundred keys per
-// block save that many allocations without holding much memory after the
-// entries are removed.
+// keyChunk is the size of the blocks a Loader copies keys into: a few
+// hundred keys per allocation instead of one. A block is freed only once
+// none of its keys is in a tree or a snapshot, so entries that writes
+// remove may keep the memory of their neighbours' keys: at worst, the keys
+// a restart loaded stay allocated until it restarts again.
 const keyChunk = 16 << 10
 
 // Loader builds a Store from saved state without computing a diff or

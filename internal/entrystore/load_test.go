@@ -191,3 +191,61 @@ func TestFingerprint(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLoader feeds saved entries of any bytes to a Loader, for the index
+// spells_by_element (one term, one value). It never panics, and whatever
+// it accepts pages back, terms and values decoded, without a panic: the
+// checks stand between a checkpoint's bytes and decoding that trusts its
+// input.
+func FuzzLoader(f *testing.F) {
+	c := mustCatalog(f, spellsSchema())
+	s := NewStore(c)
+	var d Diff
+	for i, doc := range []string{`{"element":"fire","stats":{"level":3}}`, `{"element":["a",[1,{"x":null}]],"stats":{"level":-2.5e-9}}`} {
+		write(f, c, s, &d, txlog.Txn(i+1), txlog.Ref{Collection: "spells", ID: fmt.Sprint(i)}, "", doc)
+	}
+	_, entries := s.Snapshot().SavedIndex(0)
+	var seed []SavedEntry
+	for e := range entries {
+		seed = append(seed, e)
+	}
+	f.Add([]byte(seed[0].Key), seed[0].Terms, seed[0].Values, []byte(seed[1].Key), seed[1].Terms, seed[1].Values)
+	f.Add([]byte(seed[1].Key), seed[1].Terms, seed[1].Values, []byte(seed[1].Key[:len(seed[1].Key)-1]+"9"), seed[1].Terms, seed[1].Values)
+	f.Fuzz(func(t *testing.T, k1 []byte, t1, v1 int, k2 []byte, t2, v2 int) {
+		l := NewLoader(c, 0)
+		l.StartIndex(0, 2)
+		if l.AddEntry(k1, t1, v1) != nil || l.AddEntry(k2, t2, v2) != nil {
+			l.Discard()
+			return
+		}
+		for i := 1; i < len(c.indexes); i++ {
+			l.StartIndex(i, 0)
+		}
+		st, err := l.Store(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		st.trees[c.indexes[0].ord].Ascend(func(it item) bool {
+			if terms := canonical.TupleLen(it.key[:it.terms]); terms != 1 {
+				t.Fatalf("an entry with %d terms", terms)
+			}
+			set, err := c.MatchTerms("spells_by_element", canonical.Tuple(it.key[:it.terms]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			page, _, err := st.Page(nil, set, Position{}, 10)
+			if err != nil || len(page) == 0 {
+				t.Fatalf("Page: %v, %d entries", err, len(page))
+			}
+			for _, e := range page {
+				_ = e.Terms.String() + e.Values.String()
+				n++
+			}
+			return true
+		})
+		if n < 2 {
+			t.Fatalf("paged %d entries, loaded 2", n)
+		}
+	})
+}
