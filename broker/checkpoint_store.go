@@ -112,9 +112,10 @@ func readStored(ctx context.Context, store CheckpointStore, txn txlog.Txn, cat *
 		c.noEntries = fmt.Sprintf("the checkpoint is of format version %d, which has none", d.Header().Version)
 	case fp != cat.Fingerprint():
 		c.noEntries = "the checkpoint was written under other index definitions"
-	case skip(len(docs)) != "":
-		c.noEntries = skip(len(docs))
 	default:
+		if c.noEntries = skip(len(docs)); c.noEntries != "" {
+			break
+		}
 		c.entries = entrystore.NewLoader(cat, len(docs))
 		for _, v := range docs {
 			if err := c.entries.AddDoc(v.ref); err != nil {
