@@ -13,9 +13,9 @@ import (
 )
 
 // CheckpointOptions configure checkpoints: files holding every document of
-// the state at one txn, so that a restart reads the newest checkpoint and
-// replays only the log after it, and so that the log's retention may delete
-// what a checkpoint covers.
+// the state at one txn and its index entries, so that a restart reads the
+// newest checkpoint and replays only the log after it, and so that the
+// log's retention may delete what a checkpoint covers.
 //
 // The zero value checkpoints a broker on a txlog.Durable log that has a
 // directory (a *txlog.FileLog) into the subdirectory "checkpoints" of the
@@ -31,9 +31,10 @@ import (
 // Close writes a checkpoint of the final state if anything was written
 // since the newest one, so that a restart after Close replays nothing.
 // Close returns once it is written, which takes as long as any checkpoint
-// (every document written once: about 1.5 s for a million documents of
-// 270 bytes on two cores). A process killed meanwhile loses nothing; if
-// it fails, Close logs the error and closes the log all the same.
+// (every document and index entry written once: about 1.5 s for a million
+// documents of 270 bytes with two indexes on two cores). A process killed
+// meanwhile loses nothing; if it fails, Close logs the error and closes
+// the log all the same.
 type CheckpointOptions struct {
 	// Disable turns checkpoints off: a restart replays the whole log, and
 	// so needs the whole log (retention must keep everything).
@@ -161,7 +162,8 @@ func (b *Broker) checkpoint() (txlog.Txn, error) {
 		b.mu.Unlock()
 		return 0, ErrClosed
 	}
-	txn, docs := b.head, b.docs.Clone()
+	st := b.stateAt()
+	txn := st.txn
 	b.sinceCkpt = 0
 	b.mu.Unlock()
 	if txn == cp.lastTxn {
@@ -179,7 +181,7 @@ func (b *Broker) checkpoint() (txlog.Txn, error) {
 			return false
 		}
 	}
-	if err := b.writeCheckpoint(txn, docs, stop); err != nil {
+	if err := b.writeCheckpoint(st, stop); err != nil {
 		return 0, err
 	}
 	return txn, nil
@@ -190,16 +192,17 @@ func (b *Broker) checkpoint() (txlog.Txn, error) {
 // earlier one and replayed by New), so that a clean restart replays
 // nothing. Commits have stopped, so the state is final. Unlike the
 // checkpoints that Close abandons, it runs to the end: it costs what any
-// checkpoint costs, every document written once. A failure is only
-// logged: the log holds every commit, so nothing is lost, and Close goes
-// on to close the log.
+// checkpoint costs, every document and entry written once. A failure is
+// only logged: the log holds every commit, so nothing is lost, and Close
+// goes on to close the log.
 func (b *Broker) closeCheckpoint() {
 	cp := b.ckpt
 	<-cp.done    // the goroutine's checkpoint, if any, is abandoned
 	cp.mu.Lock() // and so is one that Checkpoint was writing
 	defer cp.mu.Unlock()
 	b.mu.Lock()
-	txn, docs, failed := b.head, b.docs.Clone(), b.failed
+	st, failed := b.stateAt(), b.failed
+	txn := st.txn
 	b.mu.Unlock()
 	if failed != nil || txn == cp.lastTxn {
 		// After a log failure the state holds commits of unknown fate.
@@ -213,16 +216,16 @@ func (b *Broker) closeCheckpoint() {
 			return // the log failed
 		}
 	}
-	if err := b.writeCheckpoint(txn, docs, func() bool { return false }); err != nil {
+	if err := b.writeCheckpoint(st, func() bool { return false }); err != nil {
 		b.logger.Error("broker: writing a checkpoint on Close; the next start replays the log after the last one", "err", err)
 	}
 }
 
-// writeCheckpoint writes docs, the state at txn, as a checkpoint, then
-// prunes. Called with cp.mu held, once the commits up to txn are
+// writeCheckpoint writes st, the state at its txn, as a checkpoint, then
+// prunes. Called with cp.mu held, once the commits up to the txn are
 // delivered, or, on a Durable log, staged (its Sync makes them durable).
-func (b *Broker) writeCheckpoint(txn txlog.Txn, docs *docTree, stop func() bool) error {
-	cp := b.ckpt
+func (b *Broker) writeCheckpoint(st ckptState, stop func() bool) error {
+	cp, txn := b.ckpt, st.txn
 	// The state at txn is in the log; under SyncInterval and SyncNever it
 	// may not be on disk yet, and a checkpoint must never be ahead of the
 	// log it will be replayed against. A log that is not Durable loses
@@ -233,12 +236,12 @@ func (b *Broker) writeCheckpoint(txn txlog.Txn, docs *docTree, stop func() bool)
 		}
 	}
 	start := time.Now()
-	size, err := writeStored(cp.store, b.log.ID(), txn, docs, stop)
+	size, err := writeStored(cp.store, b.log.ID(), st, stop)
 	if err != nil {
 		return err
 	}
 	cp.lastTxn = txn
-	b.logger.Info("broker: checkpoint written", "txn", txn, "documents", docs.Len(), "bytes", size, "took", time.Since(start))
+	b.logger.Info("broker: checkpoint written", "txn", txn, "documents", st.docs.Len(), "bytes", size, "took", time.Since(start))
 	cp.prune(b)
 	return nil
 }

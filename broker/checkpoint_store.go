@@ -1,13 +1,14 @@
 package broker
 
 import (
-	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/tidings/tidings/internal/checkpoint"
+	"github.com/tidings/tidings/internal/entrystore"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -64,21 +65,106 @@ func (d dirStore) Delete(_ context.Context, txn txlog.Txn) error {
 	return checkpoint.SyncDir(d.dir)
 }
 
-// readStored reads and verifies the checkpoint at txn from a store.
-func readStored(ctx context.Context, store CheckpointStore, txn txlog.Txn) (*ckptFile, error) {
+// ckptFile is a checkpoint read back: its documents, and its index
+// entries ready to be built into a store (nil when they cannot be used:
+// noEntries says why).
+type ckptFile struct {
+	docs      *docTree
+	entries   *entrystore.Loader
+	noEntries string
+}
+
+// readStored reads and verifies the checkpoint at txn from a store. check
+// refuses it from its header, before the rest is read. The entries are
+// kept only if they were made under cat's schema and skip, given the
+// number of documents, has no reason ("") to leave them.
+func readStored(ctx context.Context, store CheckpointStore, txn txlog.Txn, cat *entrystore.Catalog,
+	check func(checkpoint.Header) error, skip func(docs int) string) (*ckptFile, error) {
 	r, size, err := store.Open(ctx, txn)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	var docs []*version
-	h, err := checkpoint.Decode(bufio.NewReaderSize(r, 1<<20), size, func(d checkpoint.Doc) {
-		docs = append(docs, &version{ref: d.Ref, ts: d.TS, data: d.Data})
-	})
+	d, err := checkpoint.NewDecoder(r, size)
 	if err != nil {
 		return nil, err
 	}
-	return &ckptFile{log: h.Log, txn: h.Txn, docs: docs}, nil
+	if err := check(d.Header()); err != nil {
+		return nil, err
+	}
+	var docs []*version
+	if err := d.Docs(func(doc checkpoint.Doc) {
+		docs = append(docs, &version{ref: doc.Ref, ts: doc.TS, data: doc.Data})
+	}); err != nil {
+		return nil, err
+	}
+	// The documents' tree fills on another goroutine while this one reads
+	// the entries.
+	c := &ckptFile{}
+	filled := make(chan struct{})
+	go func() {
+		defer close(filled)
+		c.docs = fillDocTree(docs)
+	}()
+	fp, _ := d.Schema()
+	switch {
+	case d.Header().Version < 2:
+		c.noEntries = fmt.Sprintf("the checkpoint is of format version %d, which has none", d.Header().Version)
+	case fp != cat.Fingerprint():
+		c.noEntries = "the checkpoint was written under other index definitions"
+	default:
+		if c.noEntries = skip(len(docs)); c.noEntries != "" {
+			break
+		}
+		c.entries = entrystore.NewLoader(cat, len(docs))
+		for _, v := range docs {
+			if err := c.entries.AddDoc(v.ref); err != nil {
+				// Rebuilding says what is wrong with it.
+				c.entries.Discard()
+				c.entries, c.noEntries = nil, err.Error()
+				break
+			}
+		}
+	}
+	if c.entries != nil {
+		err = loadEntries(d, c.entries)
+	}
+	if err == nil {
+		err = d.Finish()
+	}
+	<-filled
+	if err != nil {
+		if c.entries != nil {
+			c.entries.Discard()
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// loadEntries reads the index entries of a checkpoint into l.
+func loadEntries(d *checkpoint.Decoder, l *entrystore.Loader) error {
+	for i := 0; ; i++ {
+		n, ok, err := d.NextSet()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		if err := l.StartIndex(i, n); err != nil {
+			return fmt.Errorf("%w: %w", checkpoint.ErrDamaged, err)
+		}
+		for range n {
+			key, terms, values, err := d.Entry()
+			if err != nil {
+				return err
+			}
+			if err := l.AddEntry(key, terms, values); err != nil {
+				return fmt.Errorf("%w: %w", checkpoint.ErrDamaged, err)
+			}
+		}
+	}
 }
 
 // countingWriter counts what goes through it, for the log line of a

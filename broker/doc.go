@@ -85,26 +85,32 @@
 // is refused with ErrHistoryUnavailable until the log's head passes it.
 //
 // Checkpoints (CheckpointOptions, on by default with a file log, or any
-// txlog.Durable log with a directory) write every document at one txn to a
-// file, atomically and checksummed, when the writes since the last one add
+// txlog.Durable log with a directory) write every document at one txn, and
+// its index entries, to a file, atomically and checksummed, when the writes since the last one add
 // up to Every bytes or Interval passes, and on Close if anything was
 // written since the last. The writes count across restarts: what a restart
 // replays counts towards the next checkpoint, so that a process restarted
 // or killed before each Every bytes still checkpoints once its lives' writes
 // add up, and retention still reclaims the log. Close's checkpoint makes
 // the next start replay nothing; Close waits for it, as long as any
-// checkpoint takes (every document written once: about 1.5 s for a million
-// documents of 270 bytes on two cores). A process killed meanwhile loses
+// checkpoint takes (every document and index entry written once: about
+// 1.5 s for a million documents of 270 bytes with two indexes on two
+// cores). A process killed meanwhile loses
 // nothing, nor does a Close whose checkpoint fails: that is logged, the log
 // is closed all the same, and the next start replays the log.
-// A restart reads the newest checkpoint and replays only the log after it,
-// and the log's retention (FileOptions.MaxBytes, MaxAge) may delete what
-// the oldest kept checkpoint covers, never more. A damaged checkpoint is
+// A restart reads the newest checkpoint and replays only the log after it.
+// It loads the checkpoint's index entries as they are if the index
+// definitions are those that wrote it (then diffs the documents the log
+// changed since), and rebuilds them from the documents otherwise. The
+// log's retention (FileOptions.MaxBytes, MaxAge) may delete what the
+// oldest kept checkpoint covers, never more. A damaged checkpoint is
 // skipped for an older one, or for the whole log (one ahead of the log, as
 // a machine crash under SyncNever could leave it, is also renamed with the
 // suffix .ahead, so that it is never used later); where nothing can rebuild
 // the state, New fails with an error wrapping ErrNoState that names each
-// checkpoint tried and what was wrong with it.
+// checkpoint tried and what was wrong with it. A checkpoint of the first
+// format (documents only) is read, its entries rebuilt; one of a format
+// this version does not know is skipped as damaged.
 //
 // If the log fails to write or fsync, the fate of the commits waiting for
 // it is unknown until the log is reopened: they fail, the broker stops

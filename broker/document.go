@@ -37,6 +37,33 @@ type docTree = btree.BTreeG[*version]
 
 func newDocTree() *docTree { return btree.NewG(32, versionLess) }
 
+// fillDocTree returns a tree of vs, which are in ascending ref order. As
+// entrystore's fill of its trees from a checkpoint: while filling, less
+// knows the answer when one side is the version being inserted, the
+// greater, and does not compare refs.
+func fillDocTree(vs []*version) *docTree {
+	var (
+		filling = true
+		next    *version
+	)
+	t := btree.NewG(32, func(a, b *version) bool {
+		if filling {
+			if a == next {
+				return false
+			}
+			if b == next {
+				return true
+			}
+		}
+		return versionLess(a, b)
+	})
+	for _, next = range vs {
+		t.ReplaceOrInsert(next)
+	}
+	filling = false // before the tree is shared: no reader sees it change
+	return t
+}
+
 func getVersion(t *docTree, ref txlog.Ref) *version {
 	v, _ := t.Get(&version{ref: ref})
 	return v

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tidings/tidings/internal/jsondoc"
 )
 
 // AppendJSON appends the encoded value enc as canonical JSON text: numbers
@@ -187,5 +189,93 @@ func appendDecodedString(dst []byte, enc string, i int) ([]byte, int) {
 			continue
 		}
 		i++
+	}
+}
+
+// TupleLen returns the number of encoded values in t, or -1 if t is not a
+// sequence of well-formed encodings. Unlike the decoding functions, which
+// trust their input, it checks: it is for encodings read back from
+// outside (a checkpoint), before anything decodes them. It checks the
+// structure decoding relies on, not that t is canonical (number digits
+// trimmed, object keys sorted).
+func TupleLen(t string) int {
+	n := 0
+	for i := 0; i < len(t); n++ {
+		if i = check(t, i, 0); i < 0 {
+			return -1
+		}
+	}
+	return n
+}
+
+// check returns the offset after the well-formed encoding at enc[i], or -1.
+func check(enc string, i, depth int) int {
+	if i >= len(enc) {
+		return -1
+	}
+	switch enc[i] {
+	case tagNull, tagFalse, tagTrue, tagZero:
+		return i + 1
+	case tagPos, tagNeg:
+		end, lo, hi := byte(0x00), byte('0'), byte('9')
+		if enc[i] == tagNeg {
+			end, lo, hi = 0xFF, ^hi, ^lo
+		}
+		if i+5 >= len(enc) {
+			return -1
+		}
+		j := strings.IndexByte(enc[i+5:], end)
+		if j < 1 {
+			return -1 // no end, or no digit
+		}
+		for _, c := range []byte(enc[i+5 : i+5+j]) {
+			if c < lo || c > hi {
+				return -1
+			}
+		}
+		return i + 5 + j + 1
+	case tagString:
+		return checkString(enc, i+1)
+	case tagArray, tagObject:
+		if depth >= jsondoc.MaxDepth {
+			return -1
+		}
+		obj := enc[i] == tagObject
+		for i++; i < len(enc); {
+			if enc[i] == tagEnd {
+				return i + 1
+			}
+			if obj {
+				if enc[i] != tagMember {
+					return -1
+				}
+				if i = checkString(enc, i+1); i < 0 {
+					return -1
+				}
+			}
+			if i = check(enc, i, depth+1); i < 0 {
+				return -1
+			}
+		}
+	}
+	return -1
+}
+
+// checkString returns the offset after the string body at enc[i], or -1.
+func checkString(enc string, i int) int {
+	for {
+		k := strings.IndexByte(enc[i:], 0x00)
+		if k < 0 || i+k+1 >= len(enc) {
+			return -1
+		}
+		i += k
+		switch enc[i+1] {
+		case 0x01:
+			return i + 2
+		case 0xFF:
+			i += 2
+		default:
+			return -1
+		}
 	}
 }

@@ -54,3 +54,48 @@ func TestAppendJSONRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestTupleLen(t *testing.T) {
+	var tu string
+	for i, text := range tupleSeeds {
+		tu += mustParse(t, text)
+		if n := TupleLen(tu); n != i+1 {
+			t.Fatalf("TupleLen of the first %d values = %d", i+1, n)
+		}
+	}
+	for _, bad := range []string{"\x05", "\x32\x80\x00\x00\x01\x00", "\x32\x80\x00\x00\x01a\x00", "\x40ab", "\x40a\x00\x02",
+		"\x50\x10", "\x60\x10\x00", "\x60\x01a\x00\x01", "\x30\x7f\xff\xff\xfe\xce"} {
+		if n := TupleLen(bad); n != -1 {
+			t.Errorf("TupleLen(%q) = %d, want -1", bad, n)
+		}
+	}
+}
+
+var tupleSeeds = []string{`null`, `true`, `false`, `0`, `-1.5e-7`, `12345678901234567891`, `1e21`,
+	`"a\u0000\"\\\n\u001f é"`, `[]`, `[1,[2,[]]]`, `{}`, `{"b":1,"a":{"c":[null]}}`}
+
+// FuzzTupleLen: whatever TupleLen accepts, the decoding functions, which
+// trust their input, decode without a panic.
+func FuzzTupleLen(f *testing.F) {
+	for _, text := range tupleSeeds {
+		enc, err := Parse([]byte(text))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(enc)
+		f.Add(enc[:len(enc)-1])
+	}
+	f.Fuzz(func(t *testing.T, enc string) {
+		n := TupleLen(enc)
+		if n < 0 {
+			return
+		}
+		if got := Tuple(enc).Len(); got != n {
+			t.Fatalf("Len = %d, TupleLen = %d", got, n)
+		}
+		_ = Tuple(enc).String()
+		for _, v := range Tuple(enc).Values() {
+			AppendJSON(nil, v)
+		}
+	})
+}

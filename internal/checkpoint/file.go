@@ -14,6 +14,7 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -21,23 +22,35 @@ import (
 	"github.com/tidings/tidings/txlog"
 )
 
-// A checkpoint file is the documents of the state at one txn:
+// A checkpoint file is the state at one txn: its documents and, from
+// version 2 on, its index entries. Version 2:
 //
-//	header  magic "TDCKPT01", log ID (16 bytes), txn (8 bytes, big endian)
+//	header  magic "TDCKPT02", log ID (16 bytes), txn (8 bytes, big endian)
 //	frames  uvarint n > 0, then n bytes: uvarint len + collection,
 //	        uvarint len + id, uvarint ts, and the data to the frame's end;
 //	        in ref order
 //	end     uvarint 0
+//	index   schema fingerprint (8 bytes, big endian), uvarint set count,
+//	        then each set: uvarint entry count, then each entry: uvarint
+//	        bytes shared with the previous key, uvarint len + the rest of
+//	        the key, uvarint terms end, uvarint values end; in key order
 //	trailer document count (8 bytes), xxhash64 of every byte before it (8)
 //
-// Index entries are not stored: they are a function of the documents and
-// the schema, so a checkpoint stays valid when an index is added, and a
-// restart rebuilds them as it reads. The checksum is checked before the
-// state is used, so a damaged file is refused as a whole, never half-read.
+// Version 1 ("TDCKPT01") is the same without the index section; it is
+// still read, as a checkpoint without entries.
+//
+// The index entries are a function of the documents and the schema, so
+// they are only worth reading under the schema that wrote them: the
+// fingerprint says which (its meaning is the caller's), and a reader
+// under another schema skips them and rebuilds them from the documents.
+// Keys are stored with the prefix they share with the previous one, which
+// in a sorted set is most of it. The checksum is checked before the state
+// is used, so a damaged file is refused as a whole, never half-read.
 
 const (
-	magic  = "TDCKPT01"
-	header = len(magic) + 16 + 8
+	magicV1 = "TDCKPT01"
+	magic   = "TDCKPT02"
+	header  = len(magic) + 16 + 8
 )
 
 // The names of checkpoint files in their directory: Prefix, the txn in 20
@@ -82,14 +95,41 @@ func ParseName(name string) (txlog.Txn, bool) {
 	return txlog.Txn(n), err == nil
 }
 
+// Entry is one index entry of a checkpoint: its key (terms, values and
+// ref ID encoded end to end, as the index store orders them) and where
+// the values and the ref ID start in it.
+type Entry struct {
+	Key           string
+	Terms, Values int
+}
+
+// Index is the index entries of a checkpoint's state: a fingerprint of the
+// schema that made them, and each set's entries.
+type Index struct {
+	Schema uint64
+	Sets   []Set
+}
+
+// Set is one set's entries: Len of them, in ascending key order.
+type Set struct {
+	Len     int
+	Entries iter.Seq[Entry]
+}
+
 // Writer writes one checkpoint file, hashing as it goes: NewWriter, Add
-// every document in ref order, then Finish.
+// every document in ref order, then optionally Index and, for each set,
+// StartSet and its entries (AddEntry), then Finish.
 type Writer struct {
 	w     *bufio.Writer
 	h     *xxhash.Digest
 	count uint64
 	buf   []byte
 	err   error
+
+	indexed bool
+	sets    int    // sets still to start
+	left    int    // entries still to add to the current set
+	prev    []byte // the previous key of the current set
 }
 
 // NewWriter starts the checkpoint of the log's state at txn on w.
@@ -108,9 +148,19 @@ func (cw *Writer) write(p []byte) {
 	_, cw.err = cw.w.Write(p)
 }
 
+func (cw *Writer) fail(format string, args ...any) {
+	if cw.err == nil {
+		cw.err = fmt.Errorf("checkpoint: "+format, args...)
+	}
+}
+
 // Add writes one document's frame. Documents come in ref order
 // (collection, then ID).
 func (cw *Writer) Add(ref txlog.Ref, ts txlog.Txn, data []byte) {
+	if cw.indexed {
+		cw.fail("a document after the index entries")
+		return
+	}
 	body := cw.buf[:0]
 	body = binary.AppendUvarint(body, uint64(len(ref.Collection)))
 	body = append(body, ref.Collection...)
@@ -128,9 +178,74 @@ func (cw *Writer) Add(ref txlog.Ref, ts txlog.Txn, data []byte) {
 // Count returns the number of documents added.
 func (cw *Writer) Count() uint64 { return cw.count }
 
-// Finish writes the end mark and the trailer and flushes.
+// Index ends the documents and starts the index section: sets sets of
+// entries made under the schema of the fingerprint schema.
+func (cw *Writer) Index(schema uint64, sets int) {
+	if cw.indexed {
+		cw.fail("a second index section")
+		return
+	}
+	cw.indexed, cw.sets = true, sets
+	b := append(cw.buf[:0], 0) // the end of the documents
+	b = binary.BigEndian.AppendUint64(b, schema)
+	b = binary.AppendUvarint(b, uint64(sets))
+	cw.write(b)
+	cw.buf = b
+}
+
+// StartSet starts the next set, of n entries.
+func (cw *Writer) StartSet(n int) {
+	switch {
+	case !cw.indexed || cw.sets == 0:
+		cw.fail("more sets than the index section has")
+	case cw.left != 0:
+		cw.fail("a set started with %d entries of the last one missing", cw.left)
+	}
+	cw.sets--
+	cw.left = n
+	cw.prev = cw.prev[:0]
+	cw.write(binary.AppendUvarint(cw.buf[:0], uint64(n)))
+}
+
+// AddEntry writes the current set's next entry; entries come in ascending
+// key order, each with terms <= values < len(key).
+func (cw *Writer) AddEntry(key string, terms, values int) {
+	if cw.left <= 0 {
+		cw.fail("more entries than the set has")
+		return
+	}
+	shared := 0
+	for shared < len(cw.prev) && shared < len(key) && cw.prev[shared] == key[shared] {
+		shared++
+	}
+	if shared == len(key) || (shared < len(cw.prev) && key[shared] < cw.prev[shared]) {
+		cw.fail("an entry out of order")
+		return
+	}
+	if terms < 0 || terms > values || values >= len(key) {
+		cw.fail("an entry of %d bytes with terms and values ending at %d and %d", len(key), terms, values)
+		return
+	}
+	b := binary.AppendUvarint(cw.buf[:0], uint64(shared))
+	b = binary.AppendUvarint(b, uint64(len(key)-shared))
+	b = append(b, key[shared:]...)
+	b = binary.AppendUvarint(b, uint64(terms))
+	b = binary.AppendUvarint(b, uint64(values))
+	cw.write(b)
+	cw.buf = b
+	cw.prev = append(cw.prev[:shared], key[shared:]...)
+	cw.left--
+}
+
+// Finish writes what is left (an empty index section if Index was not
+// called) and the trailer, and flushes.
 func (cw *Writer) Finish() error {
-	cw.write([]byte{0})
+	if !cw.indexed {
+		cw.Index(0, 0)
+	}
+	if cw.sets != 0 || cw.left != 0 {
+		cw.fail("the index section is missing %d sets and %d entries", cw.sets, cw.left)
+	}
 	cw.write(binary.BigEndian.AppendUint64(nil, cw.count))
 	if cw.err == nil {
 		_, cw.err = cw.w.Write(binary.BigEndian.AppendUint64(nil, cw.h.Sum64()))
@@ -141,16 +256,19 @@ func (cw *Writer) Finish() error {
 	return cw.err
 }
 
-// Header is what a checkpoint file says it is: of which log, at which txn.
+// Header is what a checkpoint file says it is: of which log, at which
+// txn, in which version of the format.
 type Header struct {
-	Log txlog.ID
-	Txn txlog.Txn
+	Log     txlog.ID
+	Txn     txlog.Txn
+	Version int
 }
 
 // Read reads and verifies the checkpoint at path, handing add its
-// documents in ref order. Any defect, down to a flipped bit, is an error
-// wrapping ErrDamaged; the checkpoint is whole only when Read returns nil,
-// so the caller keeps what add received only then.
+// documents in ref order, and skipping its index entries. Any defect,
+// down to a flipped bit, is an error wrapping ErrDamaged; the checkpoint
+// is whole only when Read returns nil, so the caller keeps what add
+// received only then.
 func Read(path string, add func(Doc)) (Header, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -161,88 +279,298 @@ func Read(path string, add func(Doc)) (Header, error) {
 	if err != nil {
 		return Header{}, err
 	}
-	return Decode(bufio.NewReaderSize(f, 1<<20), fi.Size(), add)
+	return Decode(f, fi.Size(), add)
 }
 
 // Decode reads a checkpoint of size bytes from r, as Read does. Each
 // Doc's Data is a slice of its own, which add may keep.
-func Decode(r *bufio.Reader, size int64, add func(Doc)) (Header, error) {
-	damaged := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", ErrDamaged, fmt.Sprintf(format, args...))
-	}
-	if size < int64(header)+1+16 {
-		return Header{}, damaged("%d bytes, shorter than an empty checkpoint", size)
-	}
-	h := xxhash.New()
-	left := size - 8 // the bytes before the checksum
-	read := func(p []byte) error {
-		if int64(len(p)) > left {
-			return damaged("a frame runs past the end")
-		}
-		if _, err := io.ReadFull(r, p); err != nil {
-			return damaged("cut short: %v", err)
-		}
-		left -= int64(len(p))
-		h.Write(p)
-		return nil
-	}
-	var hdr [header]byte
-	if err := read(hdr[:]); err != nil {
+func Decode(r io.Reader, size int64, add func(Doc)) (Header, error) {
+	d, err := NewDecoder(r, size)
+	if err != nil {
 		return Header{}, err
 	}
-	if string(hdr[:len(magic)]) != magic {
-		return Header{}, damaged("not a checkpoint (magic %q)", hdr[:len(magic)])
+	if err := d.Docs(add); err != nil {
+		return Header{}, err
 	}
-	c := Header{Txn: txlog.Txn(binary.BigEndian.Uint64(hdr[len(magic)+16:]))}
-	copy(c.Log[:], hdr[len(magic):])
-	colls := map[string]string{} // interned: a handful of names, a million documents
-	var lenBuf [binary.MaxVarintLen64]byte
+	if err := d.Finish(); err != nil {
+		return Header{}, err
+	}
+	return d.Header(), nil
+}
+
+// Decoder reads a checkpoint in order: NewDecoder reads its header, Docs
+// its documents, then NextSet and Entry its index entries, as many as the
+// caller wants, and Finish skips the rest and verifies the whole. Any
+// defect is an error wrapping ErrDamaged, possibly only from Finish: what
+// was read is to be used only once Finish returns nil.
+type Decoder struct {
+	r      *bufio.Reader
+	hr     *hashReader
+	src    io.Reader
+	hdr    Header
+	docs   uint64
+	schema uint64
+	sets   int    // sets not yet started
+	left   int    // entries of the current set not yet read
+	key    []byte // the last entry's key
+	state  int
+	colls  map[string]string // interned: a handful of names, a million documents
+}
+
+// The decoder's states.
+const (
+	atDocs = iota
+	atSets
+	finished
+)
+
+// hashReader hashes the first left bytes read through it and ends there:
+// the bytes the checksum covers.
+type hashReader struct {
+	r    io.Reader
+	h    *xxhash.Digest
+	left int64
+}
+
+func (hr *hashReader) Read(p []byte) (int, error) {
+	if hr.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > hr.left {
+		p = p[:hr.left]
+	}
+	n, err := hr.r.Read(p)
+	hr.h.Write(p[:n])
+	hr.left -= int64(n)
+	if err == io.EOF && hr.left > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+func damaged(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrDamaged, fmt.Sprintf(format, args...))
+}
+
+// NewDecoder reads the header of a checkpoint of size bytes from r.
+func NewDecoder(r io.Reader, size int64) (*Decoder, error) {
+	if size < int64(header)+1+16 {
+		return nil, damaged("%d bytes, shorter than an empty checkpoint", size)
+	}
+	hr := &hashReader{r: r, h: xxhash.New(), left: size - 8}
+	d := &Decoder{r: bufio.NewReaderSize(hr, 1<<20), hr: hr, src: r, colls: map[string]string{}}
+	var hdr [header]byte
+	if err := d.read(hdr[:]); err != nil {
+		return nil, err
+	}
+	switch string(hdr[:len(magic)]) {
+	case magic:
+		d.hdr.Version = 2
+	case magicV1:
+		d.hdr.Version = 1
+	default:
+		return nil, damaged("not a checkpoint, or of a format this version does not read (magic %q)", hdr[:len(magic)])
+	}
+	d.hdr.Txn = txlog.Txn(binary.BigEndian.Uint64(hdr[len(magic)+16:]))
+	copy(d.hdr.Log[:], hdr[len(magic):])
+	return d, nil
+}
+
+// Header returns what the checkpoint says it is.
+func (d *Decoder) Header() Header { return d.hdr }
+
+// remaining is the number of bytes left before the checksum.
+func (d *Decoder) remaining() int64 { return d.hr.left + int64(d.r.Buffered()) }
+
+func (d *Decoder) read(p []byte) error {
+	if _, err := io.ReadFull(d.r, p); err != nil {
+		return damaged("cut short: %v", err)
+	}
+	return nil
+}
+
+func (d *Decoder) uvarint() (uint64, error) {
+	n, err := binary.ReadUvarint(d.r)
+	if err != nil {
+		return 0, damaged("cut short or a bad varint: %v", err)
+	}
+	return n, nil
+}
+
+// Docs reads the documents, handing them to add in ref order.
+func (d *Decoder) Docs(add func(Doc)) error {
+	if d.state != atDocs {
+		return errors.New("checkpoint: Docs called twice")
+	}
 	var prev txlog.Ref
-	var docs uint64
 	for {
-		n, err := readUvarint(read, lenBuf[:])
+		n, err := d.uvarint()
 		if err != nil {
-			return Header{}, err
+			return err
 		}
 		if n == 0 {
 			break
 		}
-		if n > uint64(left) {
-			return Header{}, damaged("a frame of %d bytes with %d left", n, left)
+		if left := d.remaining(); n > uint64(left) {
+			return damaged("a frame of %d bytes with %d left", n, left)
 		}
 		body := make([]byte, n)
-		if err := read(body); err != nil {
-			return Header{}, err
+		if err := d.read(body); err != nil {
+			return err
 		}
-		d, err := decodeDoc(body, colls)
+		doc, err := decodeDoc(body, d.colls)
 		if err != nil {
-			return Header{}, damaged("document %d: %v", docs, err)
+			return damaged("document %d: %v", d.docs, err)
 		}
-		if docs > 0 && !refLess(prev, d.Ref) {
-			return Header{}, damaged("document %s out of order", d.Ref)
+		if d.docs > 0 && !refLess(prev, doc.Ref) {
+			return damaged("document %s out of order", doc.Ref)
 		}
-		add(d)
-		prev = d.Ref
-		docs++
+		add(doc)
+		prev = doc.Ref
+		d.docs++
 	}
+	d.state = atSets
+	if d.hdr.Version < 2 {
+		return nil
+	}
+	var fp [8]byte
+	if err := d.read(fp[:]); err != nil {
+		return err
+	}
+	d.schema = binary.BigEndian.Uint64(fp[:])
+	sets, err := d.uvarint()
+	if err != nil {
+		return err
+	}
+	if sets > uint64(d.remaining()) {
+		return damaged("%d sets of entries in %d bytes", sets, d.remaining())
+	}
+	d.sets = int(sets)
+	return nil
+}
+
+// Schema returns the fingerprint of the schema that made the index
+// entries, and the number of sets; zero for a version 1 checkpoint, which
+// has none. Call it after Docs.
+func (d *Decoder) Schema() (fingerprint uint64, sets int) {
+	return d.schema, d.sets
+}
+
+// NextSet starts the next set of index entries and returns how many it
+// has; ok is false after the last one. Call it after Docs, once the
+// previous set's entries are read.
+func (d *Decoder) NextSet() (n int, ok bool, err error) {
+	if d.state != atSets || d.left != 0 {
+		return 0, false, errors.New("checkpoint: NextSet before the entries of the last set are read")
+	}
+	if d.sets == 0 {
+		return 0, false, nil
+	}
+	c, err := d.uvarint()
+	if err != nil {
+		return 0, false, err
+	}
+	// An entry takes at least 5 bytes: that bounds what the caller may
+	// allocate for it.
+	if c > uint64(d.remaining()/5) {
+		return 0, false, damaged("a set of %d entries in %d bytes", c, d.remaining())
+	}
+	d.sets--
+	d.left = int(c)
+	d.key = d.key[:0]
+	return d.left, true, nil
+}
+
+// Entry reads the current set's next entry. key is valid until the next
+// call. Entries come in strictly ascending key order, with
+// terms <= values < len(key).
+func (d *Decoder) Entry() (key []byte, terms, values int, err error) {
+	if d.left <= 0 {
+		return nil, 0, 0, errors.New("checkpoint: Entry past the end of the set")
+	}
+	shared, err := d.uvarint()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	n, err := d.uvarint()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	if shared > uint64(len(d.key)) || n == 0 || n > uint64(d.remaining()) {
+		return nil, 0, 0, damaged("an entry sharing %d bytes of a key of %d, then %d more", shared, len(d.key), n)
+	}
+	s, old := int(shared), len(d.key)
+	var was byte
+	if s < old {
+		was = d.key[s]
+	}
+	d.key = slices.Grow(d.key[:s], int(n))[:s+int(n)]
+	if err := d.read(d.key[s:]); err != nil {
+		return nil, 0, 0, err
+	}
+	// Ascending, and sharing all it can: the new key goes on past the old
+	// one, or is above it where it stops sharing.
+	if s < old && d.key[s] <= was {
+		return nil, 0, 0, damaged("an entry out of order, or sharing less of the previous key than it could")
+	}
+	t, err := d.uvarint()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	v, err := d.uvarint()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	if t > v || v >= uint64(len(d.key)) {
+		return nil, 0, 0, damaged("an entry of %d bytes with terms and values ending at %d and %d", len(d.key), t, v)
+	}
+	d.left--
+	return d.key, int(t), int(v), nil
+}
+
+// Finish skips what is left of the index entries and verifies the
+// trailer and the checksum.
+func (d *Decoder) Finish() error {
+	if d.state == atDocs {
+		if err := d.Docs(func(Doc) {}); err != nil {
+			return err
+		}
+	}
+	if d.state != atSets {
+		return errors.New("checkpoint: Finish called twice")
+	}
+	for {
+		for d.left > 0 {
+			if _, _, _, err := d.Entry(); err != nil {
+				return err
+			}
+		}
+		if d.sets == 0 {
+			break
+		}
+		if _, _, err := d.NextSet(); err != nil {
+			return err
+		}
+	}
+	d.state = finished
 	var count [8]byte
-	if err := read(count[:]); err != nil {
-		return Header{}, err
+	if err := d.read(count[:]); err != nil {
+		return err
 	}
-	if left != 0 {
-		return Header{}, damaged("%d bytes after the end mark", left)
+	if left := d.remaining(); left != 0 {
+		return damaged("%d bytes after the end", left)
 	}
 	var sum [8]byte
-	if _, err := io.ReadFull(r, sum[:]); err != nil {
-		return Header{}, damaged("no checksum: %v", err)
+	if _, err := io.ReadFull(d.src, sum[:]); err != nil {
+		return damaged("no checksum: %v", err)
 	}
-	if got, want := h.Sum64(), binary.BigEndian.Uint64(sum[:]); got != want {
-		return Header{}, damaged("checksum %016x, want %016x", got, want)
+	if got, want := d.hr.h.Sum64(), binary.BigEndian.Uint64(sum[:]); got != want {
+		return damaged("checksum %016x, want %016x", got, want)
 	}
-	if n := binary.BigEndian.Uint64(count[:]); n != docs {
-		return Header{}, damaged("%d documents, the trailer says %d", docs, n)
+	if n := binary.BigEndian.Uint64(count[:]); n != d.docs {
+		return damaged("%d documents, the trailer says %d", d.docs, n)
 	}
-	return c, nil
+	return nil
 }
 
 // refLess orders refs as checkpoints store them: by collection, then ID.
@@ -251,24 +579,6 @@ func refLess(a, b txlog.Ref) bool {
 		return a.Collection < b.Collection
 	}
 	return a.ID < b.ID
-}
-
-// readUvarint reads a uvarint a byte at a time through read, which hashes
-// and bounds it.
-func readUvarint(read func([]byte) error, buf []byte) (uint64, error) {
-	for i := range buf {
-		if err := read(buf[i : i+1]); err != nil {
-			return 0, err
-		}
-		if buf[i] < 0x80 {
-			n, k := binary.Uvarint(buf[:i+1])
-			if k <= 0 {
-				break
-			}
-			return n, nil
-		}
-	}
-	return 0, fmt.Errorf("%w: a length that is not a varint", ErrDamaged)
 }
 
 // decodeDoc decodes a frame's body. The document's data is a sub-slice of
@@ -326,10 +636,11 @@ func List(dir string) ([]txlog.Txn, error) {
 	return txns, nil
 }
 
-// Encode writes docs, in ref order, as the checkpoint of the log's state
-// at txn on w. stop is polled every few thousand documents; when it
-// reports true the write is abandoned with ErrStopped.
-func Encode(w io.Writer, log txlog.ID, txn txlog.Txn, docs iter.Seq[Doc], stop func() bool) error {
+// Encode writes docs, in ref order, and the index entries idx (none if
+// nil) as the checkpoint of the log's state at txn on w. stop is polled
+// every few thousand documents or entries; when it reports true the write
+// is abandoned with ErrStopped.
+func Encode(w io.Writer, log txlog.ID, txn txlog.Txn, docs iter.Seq[Doc], idx *Index, stop func() bool) error {
 	cw := NewWriter(w, log, txn)
 	for d := range docs {
 		cw.Add(d.Ref, d.TS, d.Data)
@@ -338,6 +649,22 @@ func Encode(w io.Writer, log txlog.ID, txn txlog.Txn, docs iter.Seq[Doc], stop f
 		}
 		if cw.count%4096 == 0 && stop() {
 			return ErrStopped
+		}
+	}
+	if idx != nil && cw.err == nil {
+		cw.Index(idx.Schema, len(idx.Sets))
+		n := 0
+		for _, set := range idx.Sets {
+			cw.StartSet(set.Len)
+			for e := range set.Entries {
+				cw.AddEntry(e.Key, e.Terms, e.Values)
+				if cw.err != nil {
+					return cw.err
+				}
+				if n++; n%4096 == 0 && stop() {
+					return ErrStopped
+				}
+			}
 		}
 	}
 	return cw.Finish()

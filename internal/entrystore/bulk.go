@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/google/btree"
 	"github.com/tidings/tidings/txlog"
 )
 
@@ -75,15 +74,13 @@ func (b *Bulk) Store(txn txlog.Txn) (*Store, error) {
 	for i, items := range b.items {
 		wg.Go(func() {
 			slices.SortFunc(items, func(x, y item) int { return strings.Compare(x.key, y.key) })
-			t := btree.NewG(storeDegree, itemLess)
-			for k, it := range items {
-				if k > 0 && items[k-1].key == it.key {
-					errs[i] = fmt.Errorf("%w: an entry of %s added twice", ErrInconsistent, it.ref())
+			for k := 1; k < len(items); k++ {
+				if items[k-1].key == items[k].key {
+					errs[i] = fmt.Errorf("%w: an entry of %s added twice", ErrInconsistent, items[k].ref())
 					return
 				}
-				t.ReplaceOrInsert(it)
 			}
-			s.trees[i] = t
+			s.trees[i] = fillTree(items)
 		})
 	}
 	wg.Wait()
