@@ -136,7 +136,7 @@ func New(opt Options) (*Broker, error) {
 	}
 	b.cat.Store(cat)
 	b.subs.init()
-	b.workers.init()
+	b.workers.init(&b.stats.delivered)
 	b.ckpt = initCheckpoints(opt.Checkpoint, b.log)
 	if err := b.loadState(); err != nil {
 		return nil, err

@@ -39,28 +39,28 @@ type Subscription struct {
 	startCursor txlog.Cursor
 
 	// The snapshot, when asked for: the state at the start txn.
-	doc   *version             // a document stream's document
-	sets  *entrystore.Snapshot // a set stream's members
-	docs  *docTree             // and their versions
-	pos   txlog.Cursor         // the last event delivered (consumer only)
-	stop  func() bool          // stops the context's AfterFunc
-	once  sync.Once            // Close
-	done  chan struct{}        // closed by Close
-	used  atomic.Bool          // Events, Batches or Deliver was called
-	batch []*subscription.Event
-	cb    *callback // Deliver's state
+	doc  *version             // a document stream's document
+	sets *entrystore.Snapshot // a set stream's members
+	docs *docTree             // and their versions
+	pos  txlog.Cursor         // the last event delivered (consumer only)
 	// delivered counts events handed over since the last addition to the
 	// broker's shared counter: added once per wait, not per event, because
 	// an atomic add per event from every consumer would bounce one cache
-	// line between all the cores.
+	// line between all the cores. Next to pos, and to what Stats reads,
+	// which the consumer writes at the same moments: one cache line.
 	delivered int64
+	shown     atomic.Uint64 // for Stats: the position's txn
+	total     atomic.Int64  // for Stats: events handed over
+	stop      func() bool   // stops the context's AfterFunc
+	once      sync.Once     // Close
+	done      chan struct{} // closed by Close
+	used      atomic.Bool   // Events, Batches or Deliver was called
+	batch     []*subscription.Event
+	cb        *callback // Deliver's state
 
-	// For Stats, written by the consumer as it goes (once per wait, or
-	// per record while catching up) and read by anyone.
+	// For Stats.
 	id       uint64 // SubscriptionStats.ID
 	started  time.Time
-	shown    atomic.Uint64 // the position's txn
-	total    atomic.Int64  // events handed over
 	catching atomic.Bool
 }
 
@@ -422,11 +422,19 @@ func (s *Subscription) cutOff(k *sink) {
 // broker's counter.
 func (s *Subscription) countDelivered() {
 	if s.delivered != 0 {
-		s.b.stats.delivered.Add(s.delivered)
-		s.total.Add(s.delivered)
-		s.delivered = 0
-		s.shown.Store(uint64(s.pos.Pos.Txn))
+		s.b.stats.delivered.Add(s.take())
 	}
+}
+
+// take publishes the subscription's figures (position, events handed
+// over) for Stats, and returns the events handed over since the last
+// take, for the broker's counter.
+func (s *Subscription) take() int64 {
+	n := s.delivered
+	s.delivered = 0
+	s.total.Add(n)
+	s.shown.Store(uint64(s.pos.Pos.Txn))
+	return n
 }
 
 // deliver yields e and records its cursor as the position.

@@ -39,6 +39,8 @@ type deliveryWorkers struct {
 	watch    *time.Timer
 	watching bool
 	wg       sync.WaitGroup // workers and catch-up goroutines
+	// delivered is the broker's count of events handed over.
+	delivered *atomic.Int64
 }
 
 // stuckAfter is how long a worker may spend in one callback, while other
@@ -56,6 +58,9 @@ type worker struct {
 	strikes int
 	events  sink
 	batch   []*subscription.Event
+	// delivered is events handed over, not yet added to the broker's
+	// counter (see step).
+	delivered int64
 	// took holds the subscribers taken from the line together; the
 	// watchdog puts back into the line those of a stuck worker.
 	took [16]atomic.Pointer[Subscription]
@@ -79,7 +84,8 @@ func (d *deliveryWorkers) schedule(s *Subscription) {
 	d.mu.Unlock()
 }
 
-func (d *deliveryWorkers) init() {
+func (d *deliveryWorkers) init(delivered *atomic.Int64) {
+	d.delivered = delivered
 	d.target = runtime.GOMAXPROCS(0)
 	d.cond.L = &d.mu
 }
@@ -138,6 +144,10 @@ func (d *deliveryWorkers) work(w *worker) {
 			w.busy.Store(true)
 			s.step(w)
 			w.busy.Store(false)
+		}
+		if w.delivered != 0 {
+			d.delivered.Add(w.delivered)
+			w.delivered = 0
 		}
 		d.mu.Lock()
 	}
