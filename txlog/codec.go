@@ -100,15 +100,26 @@ type decodeAlloc struct {
 const writesChunk = 32
 
 func (a *decodeAlloc) newWrites(n int) []Write {
-	if a == nil || n > writesChunk/4 {
+	if a == nil {
 		return make([]Write, n)
 	}
-	if cap(a.writes)-len(a.writes) < n {
-		a.writes = make([]Write, 0, writesChunk)
+	return carve(&a.writes, n, writesChunk)
+}
+
+// carve returns n elements cut from *chunk (its len is what is used),
+// which is a new array of size elements when it has no room; more than a
+// quarter of size gets an array of its own. A piece is capped, so that an
+// append to it copies rather than writing over the next.
+func carve[T any](chunk *[]T, n, size int) []T {
+	if n > size/4 {
+		return make([]T, n)
 	}
-	m := len(a.writes)
-	a.writes = a.writes[:m+n]
-	return a.writes[m : m+n : m+n]
+	if cap(*chunk)-len(*chunk) < n {
+		*chunk = make([]T, 0, size)
+	}
+	m := len(*chunk)
+	*chunk = (*chunk)[:m+n]
+	return (*chunk)[m : m+n : m+n]
 }
 
 // str returns b as a string: last if it is the same bytes (then b is not

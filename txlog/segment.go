@@ -139,17 +139,7 @@ const payloadChunk = 16 << 10
 
 // alloc returns a buffer of n bytes for a payload, never shared with
 // another.
-func (fr *frameReader) alloc(n int) []byte {
-	if n > payloadChunk/4 {
-		return make([]byte, n)
-	}
-	if cap(fr.chunk)-len(fr.chunk) < n {
-		fr.chunk = make([]byte, 0, payloadChunk)
-	}
-	m := len(fr.chunk)
-	fr.chunk = fr.chunk[:m+n]
-	return fr.chunk[m : m+n : m+n]
-}
+func (fr *frameReader) alloc(n int) []byte { return carve(&fr.chunk, n, payloadChunk) }
 
 // next returns the payload of the next frame in a buffer of its own, io.EOF at
 // exactly the limit, errTorn if the data ends within the frame, or a
