@@ -347,10 +347,6 @@ func dumpDocs(t *testing.T, b *Broker) string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "head %d\n", b.head)
-	b.docs.Ascend(func(v *version) bool {
-		fmt.Fprintf(&sb, "%s ts %d %s\n", v.ref, v.ts, v.data)
-		return true
-	})
+	writeDocs(&sb, b)
 	return sb.String()
 }

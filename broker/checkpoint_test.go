@@ -90,11 +90,7 @@ func dumpState(t *testing.T, b *Broker) string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "head %d\n", b.head)
-	b.docs.Ascend(func(v *version) bool {
-		fmt.Fprintf(&sb, "%s ts %d %s\n", v.ref, v.ts, v.data)
-		return true
-	})
+	writeDocs(&sb, b)
 	cat := b.cat.Load()
 	var targets []subscription.Target
 	targets = append(targets, subscription.Collection("spells"))
@@ -117,6 +113,16 @@ func dumpState(t *testing.T, b *Broker) string {
 		sb.WriteByte('\n')
 	}
 	return sb.String()
+}
+
+// writeDocs writes the head and every document, for dumpState and
+// dumpDocs. Called with b.mu held.
+func writeDocs(sb *strings.Builder, b *Broker) {
+	fmt.Fprintf(sb, "head %d\n", b.head)
+	b.docs.Ascend(func(v *version) bool {
+		fmt.Fprintf(sb, "%s ts %d %s\n", v.ref, v.ts, v.data)
+		return true
+	})
 }
 
 // A restart from a checkpoint and the log after it rebuilds exactly the

@@ -118,13 +118,10 @@ func (s *Subscription) step(w *worker) {
 	k.buf, k.many = k.buf[:0], nil
 	// The broker's counter is added to once per few subscribers, by the
 	// worker: two workers adding to it after every step would bounce its
-	// cache line between them.
-	if s.delivered != 0 {
-		if ended {
-			s.b.stats.delivered.Add(s.take()) // counted before the end is seen
-		} else {
-			w.delivered += s.take()
-		}
+	// cache line between them. An ended stream's finish adds its own, so
+	// that it is counted before the end is seen.
+	if s.delivered != 0 && !ended {
+		w.delivered += s.take()
 	}
 	switch {
 	case ended:

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"net/http"
 	"time"
 )
@@ -39,40 +40,24 @@ func (s *Server) detach(w http.ResponseWriter, r *http.Request, f framer, p *pum
 	if !s.Detach || r.ProtoMajor != 1 || r.ProtoMinor < 1 || p.ps.multi() {
 		return false
 	}
-	h := w.Header()
-	f.header(h)
 	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		for _, k := range [...]string{"Content-Type", "Cache-Control", "X-Accel-Buffering"} {
-			h.Del(k) // startResponse sets them again
-		}
 		return false
 	}
 	// Whatever the client sent after its request (net/http's buffered
 	// reader, dropped here) is never read: the connection ends with the
-	// stream.
-	head := append(make([]byte, 0, 256), "HTTP/1.1 200 OK\r\n"...)
+	// stream. The header map is still the handler's to read.
+	h := w.Header()
+	f.header(h)
 	h.Del("Content-Length")
 	h.Set("Transfer-Encoding", "chunked")
 	h.Set("Connection", "close")
-	head = appendHeader(head, h)
-	p.sw = streamWriter{conn: conn, head: append(head, "\r\n"...), timeout: orDefault(s.WriteTimeout, DefaultWriteTimeout)}
+	head := bytes.NewBuffer(make([]byte, 0, 256))
+	head.WriteString("HTTP/1.1 200 OK\r\n")
+	h.Write(head) // in wire form, sorted
+	head.WriteString("\r\n")
+	p.sw = streamWriter{conn: conn, head: head.Bytes(), timeout: orDefault(s.WriteTimeout, DefaultWriteTimeout)}
 	return true
-}
-
-// appendHeader appends h in wire form, as http.Header.Write would.
-func appendHeader(dst []byte, h http.Header) []byte {
-	var b headerBuffer
-	b.b = dst
-	h.Write(&b)
-	return b.b
-}
-
-type headerBuffer struct{ b []byte }
-
-func (hb *headerBuffer) Write(p []byte) (int, error) {
-	hb.b = append(hb.b, p...)
-	return len(p), nil
 }
 
 // writeChunk writes buf[start:] as one chunk, after what begin put before

@@ -68,7 +68,6 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request, req *StreamRequest
 		s.writeErr(w, r, err)
 		return nil
 	}
-	p.remote = r.RemoteAddr
 	if !s.detach(w, r, f, p) {
 		s.startResponse(w, f, &p.sw)
 	}
@@ -131,9 +130,6 @@ type pump struct {
 	sw   streamWriter
 	auth reauthorization
 	pre  []byte // the preamble, which goes out with the first batch
-	// remote is the client's address, for the log: a detached stream
-	// keeps no request.
-	remote string
 }
 
 // run pumps the stream, then closes its subscriptions and releases it.
@@ -238,7 +234,7 @@ func (p *pump) write(fill func(buf []byte) ([]byte, bool)) bool {
 	ok := p.sw.write(buf, start)
 	putWriteBuffer(bp, buf)
 	if !ok {
-		p.s.logger().Debug("transport: stream cut: the client went away or stopped reading", "remote", p.remote, "cursor", p.ps.resume())
+		p.s.logger().Debug("transport: stream cut: the client went away or stopped reading", "remote", p.st.remote, "cursor", p.ps.resume())
 	}
 	return ok && more
 }
